@@ -1,0 +1,1 @@
+//! oddity-api

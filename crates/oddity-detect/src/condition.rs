@@ -1,0 +1,1 @@
+//! Where-conditions of rules.

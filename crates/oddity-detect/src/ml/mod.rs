@@ -1,0 +1,1 @@
+//! Models on feature vectors: Isolation Forest, LOF, One-Class SVM, streaming forest, ensemble.

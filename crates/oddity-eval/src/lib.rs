@@ -1,0 +1,7 @@
+//! Evaluation of detectors on labelled data.
+//!
+//! - [`nab`]: the Numenta Anomaly Benchmark scorer and runner.
+//! - [`tabular`]: ROC-AUC and average precision on labelled tabular outlier datasets.
+
+pub mod nab;
+pub mod tabular;
