@@ -62,7 +62,12 @@ pub trait Log: Send + Sync + fmt::Debug + 'static {
 pub trait LogReader: Send + fmt::Debug {
     /// Clears `out` and reads up to `max` records into it, waiting up to `wait` for the first one
     /// when none is available. Returns how many were read (0 when `wait` passed with nothing new).
-    async fn read(&mut self, out: &mut Vec<Record>, max: usize, wait: Duration) -> Result<usize, LogError>;
+    async fn read(
+        &mut self,
+        out: &mut Vec<Record>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<usize, LogError>;
 
     /// Offset of the next record this reader will return.
     fn position(&self) -> u64;

@@ -19,7 +19,12 @@ pub enum Severity {
 
 impl Severity {
     /// All severities, least urgent first.
-    pub const ALL: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
 
     /// The lowercase name used in JSON, TOML and SQL.
     pub fn as_str(self) -> &'static str {

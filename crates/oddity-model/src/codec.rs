@@ -66,7 +66,8 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
 
 /// Encodes `event` into a new buffer.
 pub fn encode_to_vec(event: &Event) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + event.entity.len() + event.attrs.as_ref().map_or(0, String::len));
+    let mut out =
+        Vec::with_capacity(48 + event.entity.len() + event.attrs.as_ref().map_or(0, String::len));
     encode(event, &mut out);
     out
 }
@@ -83,7 +84,11 @@ pub fn decode(bytes: &[u8], id: EventId) -> Result<Event, CodecError> {
     let entity = r.string("entity")?;
     let event_type = r.string("type")?;
     let flags = r.u8("flags")?;
-    let value = if flags & HAS_VALUE != 0 { Some(r.f64("value")?) } else { None };
+    let value = if flags & HAS_VALUE != 0 {
+        Some(r.f64("value")?)
+    } else {
+        None
+    };
     let n = r.varint("fields")?;
     let mut fields = std::collections::BTreeMap::new();
     for _ in 0..n {
@@ -91,8 +96,21 @@ pub fn decode(bytes: &[u8], id: EventId) -> Result<Event, CodecError> {
         let v = r.f64("field value")?;
         fields.insert(name, v);
     }
-    let attrs = if flags & HAS_ATTRS != 0 { Some(r.string("attrs")?) } else { None };
-    Ok(Event { id, entity, event_type, ts, value, fields, attrs, ingested_at })
+    let attrs = if flags & HAS_ATTRS != 0 {
+        Some(r.string("attrs")?)
+    } else {
+        None
+    };
+    Ok(Event {
+        id,
+        entity,
+        event_type,
+        ts,
+        value,
+        fields,
+        attrs,
+        ingested_at,
+    })
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -128,12 +146,16 @@ impl<'a> Reader<'a> {
 
     fn i64(&mut self, what: &'static str) -> Result<i64, CodecError> {
         let b = self.take(8, what)?;
-        Ok(i64::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated(what))?))
+        Ok(i64::from_le_bytes(
+            b.try_into().map_err(|_| CodecError::Truncated(what))?,
+        ))
     }
 
     fn f64(&mut self, what: &'static str) -> Result<f64, CodecError> {
         let b = self.take(8, what)?;
-        Ok(f64::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated(what))?))
+        Ok(f64::from_le_bytes(
+            b.try_into().map_err(|_| CodecError::Truncated(what))?,
+        ))
     }
 
     fn varint(&mut self, what: &'static str) -> Result<u64, CodecError> {
@@ -179,17 +201,26 @@ mod tests {
         assert_eq!(back, Event { id, ..e });
 
         let bare = Event::new("", "", -5);
-        assert_eq!(decode(&encode_to_vec(&bare), EventId::default()).unwrap(), bare);
+        assert_eq!(
+            decode(&encode_to_vec(&bare), EventId::default()).unwrap(),
+            bare
+        );
     }
 
     #[test]
     fn rejects_truncated_and_unknown_records() {
         let bytes = encode_to_vec(&sample());
         for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut], EventId::default()).is_err(), "cut at {cut}");
+            assert!(
+                decode(&bytes[..cut], EventId::default()).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut wrong = bytes.clone();
         wrong[0] = 9;
-        assert_eq!(decode(&wrong, EventId::default()), Err(CodecError::UnknownVersion(9)));
+        assert_eq!(
+            decode(&wrong, EventId::default()),
+            Err(CodecError::UnknownVersion(9))
+        );
     }
 }

@@ -12,7 +12,9 @@ pub const MAX_PARTITIONS: u32 = 1 << EventId::PARTITION_BITS;
 /// Packing keeps ids unique across partitions, roughly increasing in arrival order (so a store's
 /// primary-key index is appended to, not written at random) and small enough for JSON numbers
 /// (2^53 / 1024 offsets per partition is ~285 years at 1 M events/s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct EventId(pub u64);
 
@@ -131,7 +133,10 @@ mod tests {
         let mut e = Event::new("u1", "login", 5);
         e.attrs = Some(r#"{"location":"EU","n":[1,2]}"#.into());
         let text = serde_json::to_string(&e).unwrap();
-        assert!(text.contains(r#""attrs":{"location":"EU","n":[1,2]}"#), "{text}");
+        assert!(
+            text.contains(r#""attrs":{"location":"EU","n":[1,2]}"#),
+            "{text}"
+        );
         let back: Event = serde_json::from_str(&text).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.attrs_value()["location"], "EU");

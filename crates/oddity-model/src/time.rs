@@ -110,7 +110,9 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
             let (h, m) = match z.len() {
                 2 => (z.parse::<i64>().ok()?, 0),
                 4 => (z.get(0..2)?.parse().ok()?, z.get(2..4)?.parse().ok()?),
-                5 if z.as_bytes()[2] == b':' => (z.get(0..2)?.parse().ok()?, z.get(3..5)?.parse().ok()?),
+                5 if z.as_bytes()[2] == b':' => {
+                    (z.get(0..2)?.parse().ok()?, z.get(3..5)?.parse().ok()?)
+                }
                 _ => return None,
             };
             sign * (h * 60 + m)

@@ -1,1 +1,0 @@
-//! Embedded log.
