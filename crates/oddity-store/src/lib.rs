@@ -11,7 +11,8 @@
 //!
 //! # Backends
 //! - [`sqlite`]: the embedded default (one file under the data directory, WAL).
-//! - PostgreSQL comes later, and must pass the same [`testsuite`].
+//! - PostgreSQL comes later, and must pass the same [`testsuite`]: one line,
+//!   `oddity_store::store_test_suite!(factory)`, with the `testsuite` feature.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,11 +23,13 @@ use serde::{Deserialize, Serialize};
 use oddity_model::{Anomaly, Event, Severity};
 
 mod error;
+pub mod models;
 pub mod sqlite;
-#[cfg(any(test, feature = "testsuite"))]
+#[cfg(any(test, doc, feature = "testsuite"))]
 pub mod testsuite;
 
 pub use error::StoreError;
+pub use models::{ModelStore, ModelVersionInfo, StoredModel, TrainingPoint};
 
 /// Everything one worker batch produced, committed atomically.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +46,18 @@ pub struct CommitBatch {
     pub anomalies: Vec<Anomaly>,
     /// Detector state changed by the batch.
     pub state: Vec<StateChange>,
+    /// When set, `state` completes a checkpoint: the partition's saved state now reflects every
+    /// record below this offset (at most `to_offset`). [`Store::load_state`] returns it, and a
+    /// restarting worker replays the log from there.
+    pub state_offset: Option<u64>,
+}
+
+/// A partition's saved detector state and the log offset it reflects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SavedState {
+    /// Every record below this offset is reflected in `entries` (0 when never checkpointed).
+    pub offset: u64,
+    pub entries: Vec<StateEntry>,
 }
 
 /// A change to the saved state of one detector instance.
@@ -81,7 +96,14 @@ pub struct EventQuery {
 
 impl Default for EventQuery {
     fn default() -> Self {
-        EventQuery { entity: None, event_type: None, from_ts: None, to_ts: None, page: 1, size: 50 }
+        EventQuery {
+            entity: None,
+            event_type: None,
+            from_ts: None,
+            to_ts: None,
+            page: 1,
+            size: 50,
+        }
     }
 }
 
@@ -168,7 +190,11 @@ impl EntityRisk {
         if self.total_anomalies == 0 {
             return 0.0;
         }
-        let weighted = 4 * self.critical + 3 * self.high + 2 * self.medium + self.low + 2 * self.recent_anomalies;
+        let weighted = 4 * self.critical
+            + 3 * self.high
+            + 2 * self.medium
+            + self.low
+            + 2 * self.recent_anomalies;
         weighted as f64 / self.total_anomalies as f64
     }
 }
@@ -190,8 +216,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The stored position of every partition that has committed at least once.
     async fn positions(&self) -> Result<BTreeMap<u32, u64>, StoreError>;
 
-    /// All detector state saved by `partition`.
-    async fn load_state(&self, partition: u32) -> Result<Vec<StateEntry>, StoreError>;
+    /// All detector state saved by `partition`, with the offset of its last checkpoint.
+    async fn load_state(&self, partition: u32) -> Result<SavedState, StoreError>;
 
     /// A page of events.
     async fn events(&self, query: &EventQuery) -> Result<Page<Event>, StoreError>;
@@ -203,7 +229,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn stats(&self, since_ms: i64) -> Result<Stats, StoreError>;
 
     /// Anomaly counts of one entity; `recent_since_ms` bounds "recent".
-    async fn entity_risk(&self, entity: &str, recent_since_ms: i64) -> Result<EntityRisk, StoreError>;
+    async fn entity_risk(
+        &self,
+        entity: &str,
+        recent_since_ms: i64,
+    ) -> Result<EntityRisk, StoreError>;
 
     /// Deletes events that arrived before `before_ms` and anomalies detected before it.
     async fn purge(&self, before_ms: i64) -> Result<PurgeReport, StoreError>;
