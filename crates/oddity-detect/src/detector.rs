@@ -82,7 +82,11 @@ pub struct Input<'a> {
 impl<'a> Input<'a> {
     /// An input whose value is the event's own `value`.
     pub fn new(event: &'a Event, attrs: &'a Attrs<'a>) -> Self {
-        Input { event, attrs, value: event.value }
+        Input {
+            event,
+            attrs,
+            value: event.value,
+        }
     }
 
     /// The event timestamp in milliseconds.
@@ -105,18 +109,34 @@ pub struct Verdict {
 impl Verdict {
     /// Nothing to report.
     pub const fn normal() -> Self {
-        Verdict { score: 0.0, anomalous: false, explanation: None }
+        Verdict {
+            score: 0.0,
+            anomalous: false,
+            explanation: None,
+        }
     }
 
     /// A scored but unremarkable observation.
     pub const fn scored(score: f64) -> Self {
-        Verdict { score, anomalous: false, explanation: None }
+        Verdict {
+            score,
+            anomalous: false,
+            explanation: None,
+        }
     }
 
     /// An anomaly with its explanation. The score is clamped into 0..1 (NaN becomes 1).
     pub fn anomaly(score: f64, explanation: Explanation) -> Self {
-        let score = if score.is_nan() { 1.0 } else { score.clamp(0.0, 1.0) };
-        Verdict { score, anomalous: true, explanation: Some(explanation) }
+        let score = if score.is_nan() {
+            1.0
+        } else {
+            score.clamp(0.0, 1.0)
+        };
+        Verdict {
+            score,
+            anomalous: true,
+            explanation: Some(explanation),
+        }
     }
 }
 
@@ -128,7 +148,9 @@ pub struct DetectorState(pub serde_json::Value);
 impl DetectorState {
     /// Serialises any serde state.
     pub fn of<T: serde::Serialize>(state: &T) -> Result<Self, DetectError> {
-        serde_json::to_value(state).map(DetectorState).map_err(|e| DetectError::State(e.to_string()))
+        serde_json::to_value(state)
+            .map(DetectorState)
+            .map_err(|e| DetectError::State(e.to_string()))
     }
 
     /// Deserialises into the detector's state type.

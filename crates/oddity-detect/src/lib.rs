@@ -10,6 +10,7 @@
 //! - [`condition`]: the `where` conditions of rules (`status_code >= 400`).
 //! - [`template`]: description templates (`User {entity} made {count} purchases`).
 //! - [`rules`]: per-entity rules: threshold, rate, consecutive, novelty, time_of_day, count.
+//! - [`series_model`]: per-series fitted models (seed 001's `/fit` and `/predict`).
 //! - [`stats`]: streaming statistics per series (z-score, EWMA, MAD, seasonal, change-point).
 //! - [`ml`]: models on feature vectors (Isolation Forest, LOF, One-Class SVM, streaming forest,
 //!   ensemble).
@@ -27,6 +28,7 @@ pub mod detector;
 pub mod field;
 pub mod ml;
 pub mod rules;
+pub mod series_model;
 pub mod stats;
 pub mod template;
 
