@@ -1,0 +1,630 @@
+//! Detection over a batch of events: the part of a worker that is pure computation.
+//!
+//! For each event and each configured detector (in configuration order) the engine checks the
+//! type filter and `where` conditions, finds or creates the detector instance of the event's
+//! entity, observes, and turns a firing verdict into an [`Anomaly`] unless the instance is in its
+//! cooldown. Stateless kinds (threshold, time_of_day, count) share one instance for every entity
+//! and only keep per-entity cooldowns. Instances whose state holds nothing (an emptied window)
+//! are dropped, so memory follows active entities, not all entities ever seen.
+//!
+//! # Checkpoints
+//! State is not saved with every batch: [`Engine::checkpoint`] returns the changes since the last
+//! checkpoint (each instance touched since then, once, however often it was touched; a deletion
+//! for each one dropped), which the worker commits every `pipeline.checkpoint_interval` together
+//! with the position they reflect. After a crash, the worker restores that state and replays the
+//! log from its position to the position of the last committed results, discarding what the
+//! replay re-detects (it was committed already). Detection is deterministic, so the replay
+//! rebuilds the state exactly. Saved state per (detector, entity) is
+//! `{"state": <detector snapshot>, "cooldown_until": ms}`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use oddity_config::{DetectorSpec, KeyBy};
+use oddity_detect::field::{Attrs, FieldPath};
+use oddity_detect::rules::RuleContext;
+use oddity_detect::{Detector, DetectorState, Input, Verdict};
+use oddity_model::{Anomaly, Event};
+use oddity_store::{StateChange, StateEntry};
+
+use crate::PipelineError;
+
+/// The state of one detector for one entity.
+#[derive(Debug)]
+struct Instance {
+    /// The entity's detector; `None` for stateless kinds, whose instance only remembers a
+    /// cooldown.
+    detector: Option<Box<dyn Detector>>,
+    /// Event time until which firing is suppressed.
+    cooldown_until: Option<i64>,
+    /// Checkpoint epoch in which the instance was last marked dirty (to list it once).
+    dirty_in: u64,
+}
+
+impl Instance {
+    /// Whether the instance holds nothing that matters as of event time `now_ts`.
+    fn is_idle(&self, now_ts: i64) -> bool {
+        let cooling = self.cooldown_until.is_some_and(|until| until > now_ts);
+        !cooling && self.detector.as_ref().is_none_or(|d| d.is_idle(now_ts))
+    }
+}
+
+/// One configured detector's instances by key.
+#[derive(Debug)]
+struct Slot {
+    /// For stateless kinds, the one detector every entity shares.
+    shared: Option<Box<dyn Detector>>,
+    /// A per-series detector: it observes the number its `value` setting names.
+    series: bool,
+    instances: HashMap<String, Instance>,
+}
+
+/// What a batch produced besides its events.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    pub anomalies: Vec<Anomaly>,
+    pub state: Vec<StateChange>,
+}
+
+/// Detection state of one partition.
+#[derive(Debug)]
+pub struct Engine {
+    specs: Arc<[DetectorSpec]>,
+    ctx: RuleContext,
+    slots: Vec<Slot>,
+    /// Current checkpoint epoch (starts at 1; 0 marks "never dirty").
+    epoch: u64,
+    /// Instances changed or dropped since the last checkpoint: (detector index, entity).
+    dirty: Vec<(usize, String)>,
+    /// Newest event time seen by this engine.
+    max_ts: i64,
+}
+
+impl Engine {
+    /// An engine with no state for `specs`.
+    pub fn new(specs: Arc<[DetectorSpec]>, ctx: RuleContext) -> Self {
+        let slots = specs
+            .iter()
+            .map(|s| Slot {
+                shared: s.params.is_stateless().then(|| s.params.build(ctx)),
+                series: s.params.is_series(),
+                instances: HashMap::new(),
+            })
+            .collect();
+        Engine {
+            specs,
+            ctx,
+            slots,
+            epoch: 1,
+            dirty: Vec::new(),
+            max_ts: i64::MIN,
+        }
+    }
+
+    /// Restores saved state. Entries of detectors no longer configured are ignored; an entry
+    /// that does not restore is an error naming the detector and key.
+    pub fn restore(&mut self, entries: Vec<StateEntry>) -> Result<(), PipelineError> {
+        for entry in entries {
+            let Some(i) = self.specs.iter().position(|s| s.id == entry.detector) else {
+                continue;
+            };
+            let bad = |reason: String| PipelineError::State {
+                detector: entry.detector.clone(),
+                key: entry.key.clone(),
+                reason,
+            };
+            let detector = match &self.slots[i].shared {
+                Some(_) => None,
+                None => {
+                    let mut d = self.specs[i].params.build(self.ctx);
+                    let saved = entry.state.get("state").cloned().unwrap_or(Value::Null);
+                    if !saved.is_null() {
+                        d.restore(&DetectorState(saved))
+                            .map_err(|e| bad(e.to_string()))?;
+                    }
+                    Some(d)
+                }
+            };
+            let cooldown_until = entry.state.get("cooldown_until").and_then(Value::as_i64);
+            self.slots[i].instances.insert(
+                entry.key,
+                Instance {
+                    detector,
+                    cooldown_until,
+                    dirty_in: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Number of live detector instances.
+    pub fn instances(&self) -> usize {
+        self.slots.iter().map(|s| s.instances.len()).sum()
+    }
+
+    /// Runs every detector over `events` (in order) and returns the anomalies they raise.
+    /// `now_ms` is the detection wall-clock time. State changes accumulate until
+    /// [`Engine::checkpoint`].
+    pub fn process(&mut self, events: &[Event], now_ms: i64) -> Vec<Anomaly> {
+        let epoch = self.epoch;
+        let mut anomalies = Vec::new();
+        let mut touched: Vec<(usize, String)> = Vec::new();
+        for event in events {
+            self.max_ts = self.max_ts.max(event.ts);
+            let attrs = Attrs::new(event);
+            for (i, spec) in self.specs.iter().enumerate() {
+                if !spec.accepts_type(&event.event_type)
+                    || !oddity_detect::condition::all_match(&spec.conditions, event, &attrs)
+                {
+                    continue;
+                }
+                let slot = &mut self.slots[i];
+                let mut input = Input::new(event, &attrs);
+                let key: Cow<'_, str> = match spec.key {
+                    KeyBy::Entity => Cow::Borrowed(&event.entity),
+                    KeyBy::EntityType => Cow::Owned(series_key(&event.entity, &event.event_type)),
+                };
+                if slot.series {
+                    input.value = spec.value.number(event, &attrs);
+                    if input.value.is_none() {
+                        continue;
+                    }
+                }
+                let verdict = match &mut slot.shared {
+                    Some(shared) => shared.observe(&input),
+                    None => {
+                        let instance =
+                            instance_for(slot, spec, self.ctx, &key, epoch, &mut touched, i);
+                        match instance.detector.as_mut() {
+                            Some(detector) => detector.observe(&input),
+                            None => continue,
+                        }
+                    }
+                };
+                if !verdict.anomalous {
+                    continue;
+                }
+                let cooling = slot
+                    .instances
+                    .get(key.as_ref())
+                    .and_then(|inst| inst.cooldown_until)
+                    .is_some_and(|until| event.ts < until);
+                if cooling {
+                    continue;
+                }
+                if let Some(cooldown) = spec.cooldown {
+                    let instance = instance_for(slot, spec, self.ctx, &key, epoch, &mut touched, i);
+                    instance.cooldown_until =
+                        Some(event.ts.saturating_add(cooldown.as_millis() as i64));
+                }
+                anomalies.push(anomaly(spec, event, &attrs, verdict, now_ms));
+            }
+        }
+        // Drop what the batch left idle; the next checkpoint deletes it from the store.
+        let max_ts = self.max_ts;
+        for (i, key) in &touched {
+            let slot = &mut self.slots[*i];
+            if slot
+                .instances
+                .get(key.as_str())
+                .is_some_and(|inst| inst.is_idle(max_ts))
+            {
+                slot.instances.remove(key.as_str());
+            }
+        }
+        self.dirty.extend(touched);
+        anomalies
+    }
+
+    /// The state changes since the last checkpoint: a snapshot of every instance touched since,
+    /// a deletion for every one dropped since. Starts a new checkpoint epoch.
+    pub fn checkpoint(&mut self) -> Vec<StateChange> {
+        self.epoch += 1;
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut changes = Vec::with_capacity(dirty.len());
+        for (i, key) in dirty {
+            let spec_id = &self.specs[i].id;
+            let Some(instance) = self.slots[i].instances.get(key.as_str()) else {
+                changes.push(StateChange {
+                    detector: spec_id.clone(),
+                    key,
+                    state: None,
+                });
+                continue;
+            };
+            let state = match instance.detector.as_ref().map(|d| d.snapshot()) {
+                None => Value::Null,
+                Some(Ok(DetectorState(state))) => state,
+                Some(Err(e)) => {
+                    tracing::warn!(detector = %spec_id, key = %key, error = %e, "detector state not saved");
+                    continue;
+                }
+            };
+            changes.push(StateChange {
+                detector: spec_id.clone(),
+                key,
+                state: Some(json!({ "state": state, "cooldown_until": instance.cooldown_until })),
+            });
+        }
+        changes
+    }
+
+    /// Whether anything changed since the last checkpoint.
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+}
+
+/// The key of the series (entity, type): a JSON array, unambiguous whatever the names contain.
+fn series_key(entity: &str, event_type: &str) -> String {
+    serde_json::json!([entity, event_type]).to_string()
+}
+
+/// The entity's instance in `slot`, created if missing; records the first touch of each batch.
+fn instance_for<'s>(
+    slot: &'s mut Slot,
+    spec: &DetectorSpec,
+    ctx: RuleContext,
+    entity: &str,
+    epoch: u64,
+    touched: &mut Vec<(usize, String)>,
+    index: usize,
+) -> &'s mut Instance {
+    if !slot.instances.contains_key(entity) {
+        let detector = slot.shared.is_none().then(|| spec.params.build(ctx));
+        slot.instances.insert(
+            entity.to_owned(),
+            Instance {
+                detector,
+                cooldown_until: None,
+                dirty_in: 0,
+            },
+        );
+    }
+    let instance = slot
+        .instances
+        .get_mut(entity)
+        .expect("the instance should exist: it was inserted above when missing");
+    if instance.dirty_in != epoch {
+        instance.dirty_in = epoch;
+        touched.push((index, entity.to_owned()));
+    }
+    instance
+}
+
+impl Engine {
+    /// Drops every instance that is idle as of the newest event time seen (entities that went
+    /// quiet); the next checkpoint deletes their saved state. Touched instances are checked at
+    /// each batch; this catches the ones no event touches any more. One pass over all instances.
+    pub fn sweep(&mut self) {
+        let max_ts = self.max_ts;
+        let epoch = self.epoch;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let dirty = &mut self.dirty;
+            slot.instances.retain(|key, instance| {
+                let keep = !instance.is_idle(max_ts);
+                if !keep && instance.dirty_in != epoch {
+                    dirty.push((i, key.clone()));
+                }
+                keep
+            });
+        }
+    }
+}
+
+/// Builds the anomaly for a firing verdict.
+fn anomaly(
+    spec: &DetectorSpec,
+    event: &Event,
+    attrs: &Attrs<'_>,
+    verdict: Verdict,
+    now_ms: i64,
+) -> Anomaly {
+    let explanation = verdict.explanation.unwrap_or_default();
+    let description = spec.description.render(|name| match name {
+        "entity" => Some(Value::from(event.entity.as_str())),
+        "type" => Some(Value::from(event.event_type.as_str())),
+        "ts" => Some(Value::from(event.ts)),
+        "detector" => Some(Value::from(spec.id.as_str())),
+        "score" => Some(Value::from(verdict.score)),
+        "observed" => explanation.observed.clone(),
+        "window" => explanation.window.clone().map(Value::from),
+        other => explanation
+            .details
+            .get(other)
+            .cloned()
+            .or_else(|| other.parse::<FieldPath>().ok()?.json(event, attrs)),
+    });
+    Anomaly {
+        event_id: event.id,
+        entity: event.entity.clone(),
+        event_type: event.event_type.clone(),
+        ts: event.ts,
+        detector: spec.id.clone(),
+        kind: spec.params.kind().as_str().to_owned(),
+        severity: spec.severity.severity(verdict.score),
+        score: verdict.score,
+        description,
+        explanation,
+        event: event.clone(),
+        detected_at: now_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oddity_config::Config;
+    use oddity_model::{EventId, Severity};
+
+    use super::*;
+
+    fn engine() -> Engine {
+        let config = Config::default_config().unwrap();
+        Engine::new(
+            config.detectors.into(),
+            RuleContext {
+                lateness_ms: 60_000,
+            },
+        )
+    }
+
+    fn signal(i: u64, user: &str, kind: &str, ts: i64, payload: &str) -> Event {
+        let mut e = Event::new(user, kind, ts);
+        e.id = EventId::new(0, i);
+        e.attrs = Some(payload.to_owned());
+        e
+    }
+
+    fn saved(changes: &[StateChange]) -> Vec<StateEntry> {
+        changes
+            .iter()
+            .filter_map(|c| {
+                Some(StateEntry {
+                    detector: c.detector.clone(),
+                    key: c.key.clone(),
+                    state: c.state.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    const NOON: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000 + 12 * 3_600_000;
+
+    #[test]
+    fn seed_rules_fire_with_seed_descriptions() {
+        let mut e = engine();
+        let events = vec![
+            signal(1, "7", "purchase", NOON, r#"{"amount":1500.5}"#),
+            signal(2, "8", "purchase", NOON, r#"{"amount":99.99}"#),
+        ];
+        let anomalies = e.process(&events, 5);
+        assert_eq!(anomalies.len(), 1);
+        let a = &anomalies[0];
+        assert_eq!(a.detector, "high_value_purchase");
+        assert_eq!(a.kind, "threshold");
+        assert_eq!(a.severity, Severity::High);
+        assert_eq!(
+            a.description,
+            "User 7 made a high-value purchase of $1500.50"
+        );
+        assert_eq!(a.event_id, EventId::new(0, 1));
+        assert_eq!(a.detected_at, 5);
+        // Threshold rules are stateless: only the purchase-rate windows are kept and saved.
+        assert_eq!(e.instances(), 2);
+        let changes = e.checkpoint();
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.detector == "rapid_successive_purchases"),
+            "{changes:?}"
+        );
+        assert!(!e.has_changes());
+        assert!(e.checkpoint().is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_lists_each_instance_once_however_often_touched() {
+        let mut e = engine();
+        for i in 0..5 {
+            e.process(
+                &[signal(
+                    i,
+                    "u",
+                    "purchase",
+                    NOON + i as i64,
+                    r#"{"amount":1}"#,
+                )],
+                0,
+            );
+        }
+        let changes = e.checkpoint();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(
+            changes[0].state.as_ref().unwrap()["state"]["entries"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+
+    #[test]
+    fn cooldown_suppresses_repeats_and_survives_restore() {
+        let mut e = engine();
+        let three_am = NOON - 9 * 3_600_000;
+        let anomalies = e.process(
+            &[
+                signal(1, "u", "click", three_am, "{}"),
+                signal(2, "u", "click", three_am + 60_000, "{}"),
+            ],
+            0,
+        );
+        let night: Vec<_> = anomalies
+            .iter()
+            .filter(|a| a.detector == "unusual_time_activity")
+            .collect();
+        assert_eq!(night.len(), 1, "{anomalies:?}");
+        let saved = saved(&e.checkpoint());
+        assert!(saved.iter().any(|s| s.detector == "unusual_time_activity"));
+        let mut restarted = engine();
+        restarted.restore(saved).unwrap();
+        let anomalies = restarted.process(&[signal(3, "u", "click", three_am + 120_000, "{}")], 0);
+        assert!(
+            anomalies
+                .iter()
+                .all(|a| a.detector != "unusual_time_activity")
+        );
+    }
+
+    #[test]
+    fn replay_from_a_checkpoint_rebuilds_the_same_state() {
+        let login = |i: u64, loc: &str| {
+            signal(
+                i,
+                "u",
+                "login",
+                NOON + i as i64 * 1000,
+                &format!(r#"{{"success":false,"location":"{loc}"}}"#),
+            )
+        };
+        let events: Vec<Event> = (0..12)
+            .map(|i| login(i, if i < 6 { "US" } else { "EU" }))
+            .collect();
+        // A straight run.
+        let mut straight = engine();
+        let all = straight.process(&events, 0);
+        // A run that checkpoints after 4 events, "crashes", restores and replays the rest.
+        let mut first = engine();
+        let mut before = first.process(&events[..4], 0);
+        let checkpoint = saved(&first.checkpoint());
+        let mut second = engine();
+        second.restore(checkpoint).unwrap();
+        before.extend(second.process(&events[4..], 0));
+        let ids = |v: &[Anomaly]| {
+            v.iter()
+                .map(|a| (a.event_id, a.detector.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&before), ids(&all));
+        assert_eq!(saved(&second.checkpoint()), saved(&straight.checkpoint()));
+    }
+
+    #[test]
+    fn idle_windows_are_dropped_and_deleted_at_the_next_checkpoint() {
+        let mut e = engine();
+        e.process(
+            &[signal(
+                1,
+                "u",
+                "login",
+                NOON,
+                r#"{"success":true,"location":"US"}"#,
+            )],
+            0,
+        );
+        let ids: Vec<String> = e.checkpoint().into_iter().map(|c| c.detector).collect();
+        assert!(
+            ids.contains(&"high_frequency_login".to_owned())
+                && ids.contains(&"unusual_location_login".to_owned()),
+            "{ids:?}"
+        );
+        assert_eq!(
+            e.instances(),
+            2,
+            "login rate and novelty; the failure streak is 0, idle, dropped"
+        );
+        // Much later, another user's event moves time on: the sweep drops u's emptied window.
+        e.process(&[signal(3, "v", "click", NOON + 20_000_000, "{}")], 0);
+        e.sweep();
+        let changes = e.checkpoint();
+        let deleted: Vec<(&str, &str)> = changes
+            .iter()
+            .filter(|c| c.state.is_none())
+            .map(|c| (c.detector.as_str(), c.key.as_str()))
+            .collect();
+        assert_eq!(deleted, [("high_frequency_login", "u")], "{changes:?}");
+        assert_eq!(e.instances(), 1, "novelty keeps what it learned");
+    }
+
+    #[test]
+    fn series_detectors_follow_entity_and_type_and_read_their_value_field() {
+        let config = Config::load(Some(
+            r#"
+[[detectors]]
+id = "latency"
+kind = "zscore"
+value_field = "response_time_ms"
+severity = { medium = 0.3, high = 0.6, critical = 0.9 }
+description = "{entity} {type} took {observed} ms"
+"#,
+        ))
+        .unwrap();
+        let mut e = Engine::new(config.detectors.into(), RuleContext::default());
+        let mut events = Vec::new();
+        for i in 0..300u64 {
+            let ms = if i == 299 {
+                5000.0
+            } else {
+                100.0 + (i % 7) as f64
+            };
+            events.push(signal(
+                i,
+                "svc",
+                "api_call",
+                NOON + i as i64 * 1000,
+                &format!(r#"{{"response_time_ms":{ms}}}"#),
+            ));
+            // Another series of the same entity, and events without the field, are not mixed in.
+            events.push(signal(
+                1000 + i,
+                "svc",
+                "db_call",
+                NOON + i as i64 * 1000,
+                r#"{"response_time_ms":1}"#,
+            ));
+            events.push(signal(
+                2000 + i,
+                "svc",
+                "api_call",
+                NOON + i as i64 * 1000,
+                r#"{"other":1}"#,
+            ));
+        }
+        let anomalies = e.process(&events, 0);
+        assert_eq!(anomalies.len(), 1, "{anomalies:?}");
+        assert_eq!(anomalies[0].event_id, EventId::new(0, 299));
+        assert_eq!(anomalies[0].kind, "zscore");
+        assert_eq!(e.instances(), 2, "one instance per (entity, type)");
+        let keys: Vec<String> = e.checkpoint().into_iter().map(|c| c.key).collect();
+        assert!(
+            keys.contains(&r#"["svc","api_call"]"#.to_owned()),
+            "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_saved_state_names_detector_and_key() {
+        let mut e = engine();
+        let err = e
+            .restore(vec![StateEntry {
+                detector: "high_frequency_login".into(),
+                key: "u9".into(),
+                state: json!({"state": {"entries": "nope"}}),
+            }])
+            .unwrap_err();
+        assert!(err.to_string().contains("high_frequency_login") && err.to_string().contains("u9"));
+        // Unknown detectors are ignored (removed from the configuration).
+        e.restore(vec![StateEntry {
+            detector: "gone".into(),
+            key: "k".into(),
+            state: json!({}),
+        }])
+        .unwrap();
+    }
+}
