@@ -1,0 +1,644 @@
+//! Isolation Forest (Liu, Ting and Zhou, 2008), equivalent to scikit-learn's `IsolationForest`.
+//!
+//! **Idea.** Outliers are few and different, so random axis-parallel cuts isolate them in fewer
+//! steps than inliers. Each tree is grown on a random subsample of ψ rows (drawn without
+//! replacement): at every node a feature is picked uniformly among those not constant in the node
+//! and a threshold uniformly between its minimum and maximum there; rows `<= threshold` go left.
+//! Growth stops at one row or at depth `ceil(log2 ψ)`. The path length of a row in a tree is the
+//! depth of the leaf it lands in plus `c(n_leaf)`, the average depth an unbuilt subtree of the
+//! leaf's `n_leaf` training rows would have added (scikit-learn's `_average_path_length`). The
+//! score is `2^(−E[h(x)] / c(ψ))`: in 0..1, about 0.5 for ordinary rows and close to 1 for
+//! outliers. It is exactly `−score_samples` of scikit-learn.
+//!
+//! **Parameters** follow scikit-learn's defaults: 100 trees, `max_samples = "auto"`
+//! (min(256, n)), `max_features = 1.0`, no bootstrap, `contamination = "auto"` (threshold 0.5)
+//! or a share, which sets the threshold at the training scores' `1 − share` percentile.
+//!
+//! **Determinism.** A master `ChaCha8Rng` seeded with `seed` draws one seed per tree, so the
+//! forest depends only on `seed`, never on the number of threads that grow it.
+//!
+//! **Speed.** Each tree is a flat `Vec` of 16-byte nodes (children stored as a pair, leaves carry
+//! their precomputed path length), grown on a column-major copy of its subsample; scoring walks
+//! the arrays without allocating. Trees are grown, and large batches scored, on scoped std
+//! threads.
+
+use rand::seq::index;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Contamination, average_path_length, check_data, par_chunks};
+use super::{Estimator, Matrix, OutlierModel};
+use crate::DetectError;
+
+/// Features whose range in a node is at most this are treated as constant (scikit-learn's
+/// `FEATURE_THRESHOLD`).
+const FEATURE_THRESHOLD: f64 = 1e-7;
+
+/// Flags a leaf in [`Node::feature`] (the other bits are a valid feature index, 0).
+const LEAF: u32 = 1 << 31;
+
+/// Rows walked through a tree together in [`IsolationForestModel::score_batch`].
+const BLOCK: usize = 32;
+
+/// How many rows each tree is grown on.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxSamples {
+    /// min(256, number of rows), as scikit-learn's `"auto"`.
+    #[default]
+    Auto,
+    /// A fixed count (capped at the number of rows, as scikit-learn does with a warning).
+    Count(usize),
+    /// A share of the rows, in (0, 1].
+    Fraction(f64),
+}
+
+/// Isolation Forest parameters (the estimator); [`Estimator::fit`] gives an
+/// [`IsolationForestModel`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IsolationForest {
+    /// Number of trees (scikit-learn's `n_estimators`).
+    pub n_estimators: usize,
+    /// Rows per tree.
+    pub max_samples: MaxSamples,
+    /// Share of the features each tree sees, in (0, 1] (at least one feature).
+    pub max_features: f64,
+    /// Sets the decision threshold.
+    pub contamination: Contamination,
+    /// Seed of the random generator (scikit-learn's `random_state`).
+    pub seed: u64,
+}
+
+impl Default for IsolationForest {
+    fn default() -> Self {
+        IsolationForest {
+            n_estimators: 100,
+            max_samples: MaxSamples::Auto,
+            max_features: 1.0,
+            contamination: Contamination::Auto,
+            seed: 42,
+        }
+    }
+}
+
+/// One node of a flat tree. An internal node sends rows with `x[feature] <= value` to
+/// `left` and the others to `left + 1`. A leaf has the [`LEAF`] bit set in `feature`, `left`
+/// pointing to itself, and in `value` the path length of the rows that reach it
+/// (depth + `c(n_leaf)`): a walk that reaches a leaf stays there, so walks run a fixed number of
+/// branch-free steps (the tree's depth) and several rows can be walked in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Node {
+    value: f64,
+    feature: u32,
+    left: u32,
+}
+
+impl Node {
+    /// The next node for `row` (the node itself for a leaf).
+    #[inline(always)]
+    fn step(self, row: &[f64]) -> u32 {
+        let right =
+            (row[(self.feature & !LEAF) as usize] > self.value) & (self.feature & LEAF == 0);
+        self.left + u32::from(right)
+    }
+
+    #[cfg(test)]
+    fn is_leaf(self) -> bool {
+        self.feature & LEAF != 0
+    }
+}
+
+/// One isolation tree: `nodes[0]` is the root; `depth` is its deepest leaf's depth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Tree {
+    nodes: Vec<Node>,
+    depth: u32,
+}
+
+impl Tree {
+    /// Path length of `row`: depth of its leaf plus the leaf's average-path correction.
+    #[inline]
+    fn path_length(&self, row: &[f64]) -> f64 {
+        let mut pos = 0;
+        for _ in 0..self.depth {
+            pos = self.nodes[pos as usize].step(row);
+        }
+        self.nodes[pos as usize].value
+    }
+
+    /// Adds the path length of each row of `block` (row-major, `cols` wide) to `sums`,
+    /// walking the rows in lockstep so that their memory accesses overlap.
+    #[inline]
+    fn add_path_lengths(&self, block: &[f64], cols: usize, sums: &mut [f64]) {
+        let mut pos = [0u32; BLOCK];
+        let pos = &mut pos[..sums.len()];
+        for _ in 0..self.depth {
+            for (p, row) in pos.iter_mut().zip(block.chunks_exact(cols)) {
+                *p = self.nodes[*p as usize].step(row);
+            }
+        }
+        for (s, p) in sums.iter_mut().zip(pos.iter()) {
+            *s += self.nodes[*p as usize].value;
+        }
+    }
+}
+
+/// A fitted Isolation Forest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsolationForestModel {
+    n_features: usize,
+    /// ψ, the rows each tree was grown on.
+    max_samples: usize,
+    /// `c(ψ)`, the normaliser of the mean path length.
+    norm: f64,
+    threshold: f64,
+    trees: Vec<Tree>,
+}
+
+impl IsolationForestModel {
+    /// Scores above this are outliers (0.5 for `contamination = "auto"`); equals
+    /// −scikit-learn's `offset_`.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// True when `score` (from [`OutlierModel::score`]) is above the threshold, as scikit-learn's
+    /// `predict(x) == -1`.
+    pub fn is_outlier(&self, score: f64) -> bool {
+        score > self.threshold
+    }
+
+    /// Width of the rows the model was fitted on.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Rows each tree was grown on (ψ).
+    pub fn max_samples(&self) -> usize {
+        self.max_samples
+    }
+
+    /// `2^(−E[h] / c(ψ))`.
+    fn to_score(&self, mean_path_length: f64) -> f64 {
+        if self.norm == 0.0 {
+            // ψ = 1: every tree is a single leaf and scikit-learn divides 0 by 0; use the
+            // neutral score.
+            return 0.5;
+        }
+        (-mean_path_length / self.norm).exp2()
+    }
+
+    /// Mean path length of `row` over the trees, E[h(x)].
+    pub fn mean_path_length(&self, row: &[f64]) -> f64 {
+        let total: f64 = self.trees.iter().map(|t| t.path_length(row)).sum();
+        total / self.trees.len() as f64
+    }
+}
+
+impl OutlierModel for IsolationForestModel {
+    /// `2^(−E[h(x)] / c(ψ))`, in 0..1. `row` must have the training width.
+    fn score(&self, row: &[f64]) -> f64 {
+        debug_assert_eq!(
+            row.len(),
+            self.n_features,
+            "row width should match the model"
+        );
+        self.to_score(self.mean_path_length(row))
+    }
+
+    fn score_batch(&self, data: &Matrix) -> Vec<f64> {
+        debug_assert_eq!(
+            data.n_cols(),
+            self.n_features,
+            "rows should match the model"
+        );
+        par_chunks(data.n_rows(), 10 * self.trees.len(), |range| {
+            let mut out = Vec::with_capacity(range.len());
+            let mut sums = [0.0; BLOCK];
+            let cols = data.n_cols();
+            for start in range.clone().step_by(BLOCK) {
+                let end = (start + BLOCK).min(range.end);
+                let block = &data.as_slice()[start * cols..end * cols];
+                let sums = &mut sums[..end - start];
+                sums.fill(0.0);
+                for tree in &self.trees {
+                    tree.add_path_lengths(block, cols, sums);
+                }
+                out.extend(
+                    sums.iter()
+                        .map(|&s| self.to_score(s / self.trees.len() as f64)),
+                );
+            }
+            out
+        })
+    }
+}
+
+impl IsolationForest {
+    fn validate(&self, data: &Matrix) -> Result<(usize, usize), DetectError> {
+        let param = |name, reason: String| DetectError::Parameter { name, reason };
+        if self.n_estimators == 0 {
+            return Err(param("n_estimators", "must be at least 1".to_owned()));
+        }
+        if !(self.max_features > 0.0 && self.max_features <= 1.0) {
+            return Err(param(
+                "max_features",
+                format!("must be in (0, 1], got {}", self.max_features),
+            ));
+        }
+        self.contamination
+            .validate()
+            .map_err(|r| param("contamination", r))?;
+        check_data(data)?;
+        let n = data.n_rows();
+        let psi = match self.max_samples {
+            MaxSamples::Auto => n.min(256),
+            MaxSamples::Count(0) => return Err(param("max_samples", "must be at least 1".into())),
+            MaxSamples::Count(c) => c.min(n),
+            MaxSamples::Fraction(f) if f > 0.0 && f <= 1.0 => ((f * n as f64) as usize).max(1),
+            MaxSamples::Fraction(f) => {
+                return Err(param("max_samples", format!("must be in (0, 1], got {f}")));
+            }
+        };
+        let n_feat = ((self.max_features * data.n_cols() as f64) as usize).max(1);
+        Ok((psi, n_feat))
+    }
+
+    /// Grows the trees (unthresholded model).
+    fn grow(&self, data: &Matrix) -> Result<IsolationForestModel, DetectError> {
+        let (psi, n_feat) = self.validate(data)?;
+        let max_depth = (psi.max(2) as f64).log2().ceil() as usize;
+        let mut master = ChaCha8Rng::seed_from_u64(self.seed);
+        let seeds: Vec<u64> = (0..self.n_estimators).map(|_| master.random()).collect();
+        let trees = par_chunks(self.n_estimators, psi * 8, |range| {
+            range
+                .map(|t| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seeds[t]);
+                    grow_tree(data, psi, n_feat, max_depth, &mut rng)
+                })
+                .collect()
+        });
+        Ok(IsolationForestModel {
+            n_features: data.n_cols(),
+            max_samples: psi,
+            norm: average_path_length(psi),
+            threshold: 0.5,
+            trees,
+        })
+    }
+}
+
+impl Estimator for IsolationForest {
+    type Model = IsolationForestModel;
+
+    fn fit(&self, data: &Matrix) -> Result<IsolationForestModel, DetectError> {
+        if self.contamination != Contamination::Auto {
+            // The threshold is a percentile of the training scores.
+            return self.fit_score(data).map(|(model, _)| model);
+        }
+        self.grow(data)
+    }
+
+    fn fit_score(&self, data: &Matrix) -> Result<(IsolationForestModel, Vec<f64>), DetectError> {
+        let mut model = self.grow(data)?;
+        let scores = model.score_batch(data);
+        model.threshold = self.contamination.threshold(&scores, 0.5);
+        Ok((model, scores))
+    }
+}
+
+/// Grows one tree on `psi` rows drawn without replacement, seeing `n_feat` of the columns.
+fn grow_tree(
+    data: &Matrix,
+    psi: usize,
+    n_feat: usize,
+    max_depth: usize,
+    rng: &mut ChaCha8Rng,
+) -> Tree {
+    let n = data.n_rows();
+    let rows = index::sample(rng, n, psi).into_vec();
+    let features: Vec<usize> = if n_feat >= data.n_cols() {
+        (0..data.n_cols()).collect()
+    } else {
+        index::sample(rng, data.n_cols(), n_feat).into_vec()
+    };
+    // Column-major copy of the subsample: the min/max scans read one contiguous column.
+    let mut cols = vec![0.0; psi * features.len()];
+    for (j, &f) in features.iter().enumerate() {
+        for (i, &r) in rows.iter().enumerate() {
+            cols[j * psi + i] = data.row(r)[f];
+        }
+    }
+    let mut idx: Vec<u32> = (0..psi as u32).collect();
+    let mut candidates: Vec<usize> = Vec::with_capacity(features.len());
+    let leaf = |at: usize, value: f64| Node {
+        value,
+        feature: LEAF,
+        left: at as u32,
+    };
+    let mut nodes = vec![leaf(0, 0.0)];
+    let mut tree_depth = 0;
+    // (node, start, end, depth) of nodes still to split.
+    let mut stack = vec![(0usize, 0usize, psi, 0usize)];
+    while let Some((node, start, end, depth)) = stack.pop() {
+        let len = end - start;
+        let split = if depth >= max_depth || len <= 1 {
+            None
+        } else {
+            pick_split(
+                &cols,
+                psi,
+                &idx[start..end],
+                features.len(),
+                &mut candidates,
+                rng,
+            )
+        };
+        let Some((j, threshold)) = split else {
+            nodes[node] = leaf(node, depth as f64 + average_path_length(len));
+            tree_depth = tree_depth.max(depth);
+            continue;
+        };
+        // Partition idx[start..end]: values <= threshold first.
+        let column = &cols[j * psi..(j + 1) * psi];
+        let part = &mut idx[start..end];
+        let mut mid = 0;
+        for k in 0..part.len() {
+            if column[part[k] as usize] <= threshold {
+                part.swap(mid, k);
+                mid += 1;
+            }
+        }
+        let left = nodes.len();
+        nodes[node] = Node {
+            value: threshold,
+            feature: features[j] as u32,
+            left: left as u32,
+        };
+        nodes.push(leaf(left, 0.0));
+        nodes.push(leaf(left + 1, 0.0));
+        stack.push((left + 1, start + mid, end, depth + 1));
+        stack.push((left, start, start + mid, depth + 1));
+    }
+    Tree {
+        nodes,
+        depth: tree_depth as u32,
+    }
+}
+
+/// Picks a feature uniformly among those not constant over `rows` (drawing without replacement
+/// until one is found, as scikit-learn's random splitter) and a threshold uniform in its range.
+/// `None` when every feature is constant.
+fn pick_split(
+    cols: &[f64],
+    psi: usize,
+    rows: &[u32],
+    n_feat: usize,
+    candidates: &mut Vec<usize>,
+    rng: &mut ChaCha8Rng,
+) -> Option<(usize, f64)> {
+    candidates.clear();
+    candidates.extend(0..n_feat);
+    while !candidates.is_empty() {
+        let j = candidates.swap_remove(rng.random_range(0..candidates.len()));
+        let column = &cols[j * psi..(j + 1) * psi];
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &r in rows {
+            let v = column[r as usize];
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if hi <= lo + FEATURE_THRESHOLD {
+            continue;
+        }
+        let mut threshold = lo + (hi - lo) * rng.random::<f64>();
+        if threshold >= hi {
+            threshold = lo;
+        }
+        return Some((j, threshold));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 300 rows in a tight 3-d cluster plus one far outlier at the end.
+    fn cluster_with_outlier(seed: u64) -> Matrix {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rows: Vec<Vec<f64>> = (0..300)
+            .map(|_| (0..3).map(|_| rng.random::<f64>()).collect())
+            .collect();
+        rows.push(vec![8.0, -7.0, 9.0]);
+        Matrix::from_rows(&rows).unwrap()
+    }
+
+    struct Case {
+        name: &'static str,
+        rows: Vec<Vec<f64>>,
+        expected: Result<(), &'static str>,
+    }
+
+    #[test]
+    fn fit_cases() {
+        let cases = [
+            Case {
+                name: "single row fits and scores neutral",
+                rows: vec![vec![1.0, 2.0]],
+                expected: Ok(()),
+            },
+            Case {
+                name: "constant columns give single-leaf trees",
+                rows: vec![vec![3.0, 3.0]; 50],
+                expected: Ok(()),
+            },
+            Case {
+                name: "duplicate rows",
+                rows: [vec![vec![1.0, 1.0]; 30], vec![vec![2.0, 5.0]; 30]].concat(),
+                expected: Ok(()),
+            },
+            Case {
+                name: "nan is rejected",
+                rows: vec![vec![1.0, 2.0], vec![f64::NAN, 1.0]],
+                expected: Err("invalid parameter data: row 1, column 0 is NaN"),
+            },
+            Case {
+                name: "infinity is rejected",
+                rows: vec![vec![1.0, f64::INFINITY]],
+                expected: Err("invalid parameter data: row 0, column 1 is inf"),
+            },
+        ];
+        for case in cases {
+            let data = Matrix::from_rows(&case.rows).unwrap();
+            let got = IsolationForest::default().fit_score(&data);
+            match (got, case.expected) {
+                (Ok((model, scores)), Ok(())) => {
+                    assert_eq!(scores.len(), case.rows.len(), "{}", case.name);
+                    assert!(
+                        scores.iter().all(|s| (0.0..=1.0).contains(s)),
+                        "{}: {scores:?}",
+                        case.name
+                    );
+                    assert_eq!(model.n_features(), 2, "{}", case.name);
+                }
+                (Err(e), Err(msg)) => assert!(e.to_string().starts_with(msg), "{}: {e}", case.name),
+                (got, want) => panic!("{}: got {:?}, want {want:?}", case.name, got.map(|g| g.1)),
+            }
+        }
+    }
+
+    #[test]
+    fn constant_data_scores_equal() {
+        let data = Matrix::from_rows(&vec![vec![3.0, 3.0]; 50]).unwrap();
+        let (_, scores) = IsolationForest::default().fit_score(&data).unwrap();
+        // Every tree is one leaf of 50 rows: h = c(50) = c(ψ), score = 2^-1.
+        assert!(scores.iter().all(|s| (s - 0.5).abs() < 1e-12), "{scores:?}");
+    }
+
+    #[test]
+    fn empty_data_is_rejected() {
+        let data = Matrix::new(2, vec![]).unwrap();
+        let err = IsolationForest::default().fit(&data).unwrap_err();
+        assert!(matches!(err, DetectError::NotEnoughData(_)), "{err}");
+    }
+
+    #[test]
+    fn bad_parameters_are_rejected() {
+        let data = cluster_with_outlier(1);
+        for (name, est) in [
+            (
+                "n_estimators",
+                IsolationForest {
+                    n_estimators: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "max_features",
+                IsolationForest {
+                    max_features: 0.0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "max_samples",
+                IsolationForest {
+                    max_samples: MaxSamples::Count(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "max_samples",
+                IsolationForest {
+                    max_samples: MaxSamples::Fraction(1.5),
+                    ..Default::default()
+                },
+            ),
+            (
+                "contamination",
+                IsolationForest {
+                    contamination: Contamination::Fraction(0.9),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            match est.fit(&data) {
+                Err(DetectError::Parameter { name: got, .. }) => assert_eq!(got, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn obvious_outlier_scores_highest() {
+        let data = cluster_with_outlier(7);
+        let (model, scores) = IsolationForest::default().fit_score(&data).unwrap();
+        let (argmax, max) = scores
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap();
+        assert_eq!(argmax, 300);
+        assert!(model.is_outlier(*max), "{max}");
+        assert!(model.score(&[0.5, 0.5, 0.5]) < 0.5);
+    }
+
+    #[test]
+    fn deterministic_given_seed() {
+        let data = cluster_with_outlier(3);
+        let est = IsolationForest {
+            seed: 11,
+            ..Default::default()
+        };
+        let (m1, s1) = est.fit_score(&data).unwrap();
+        let (m2, s2) = est.fit_score(&data).unwrap();
+        assert_eq!(m1, m2);
+        assert_eq!(s1, s2);
+        let other = IsolationForest {
+            seed: 12,
+            ..Default::default()
+        };
+        assert_ne!(other.fit_score(&data).unwrap().1, s1);
+    }
+
+    #[test]
+    fn serde_round_trip_scores_identically() {
+        let data = cluster_with_outlier(5);
+        let model = IsolationForest::default().fit(&data).unwrap();
+        let json = serde_json::to_string(&model).unwrap();
+        let back: IsolationForestModel = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, model);
+        assert_eq!(back.score_batch(&data), model.score_batch(&data));
+    }
+
+    #[test]
+    fn contamination_sets_threshold() {
+        let data = cluster_with_outlier(9);
+        let est = IsolationForest {
+            contamination: Contamination::Fraction(0.1),
+            ..Default::default()
+        };
+        let (model, scores) = est.fit_score(&data).unwrap();
+        let flagged = scores.iter().filter(|s| model.is_outlier(**s)).count();
+        assert!((29..=31).contains(&flagged), "{flagged}");
+        assert_eq!(
+            IsolationForest::default().fit(&data).unwrap().threshold(),
+            0.5
+        );
+    }
+
+    #[test]
+    fn trees_respect_max_depth_and_features() {
+        let data = cluster_with_outlier(2);
+        let est = IsolationForest {
+            max_samples: MaxSamples::Count(64),
+            max_features: 0.34,
+            ..Default::default()
+        };
+        let model = est.fit(&data).unwrap();
+        assert_eq!(model.max_samples(), 64);
+        for tree in &model.trees {
+            let features: std::collections::BTreeSet<u32> = tree
+                .nodes
+                .iter()
+                .filter(|n| !n.is_leaf())
+                .map(|n| n.feature)
+                .collect();
+            assert!(features.len() <= 1, "{features:?}");
+            // Depth ≤ 6 = log2(64): a leaf's path length is at most 6 + c(n_leaf) and the
+            // tree has at most 2^7 − 1 nodes.
+            assert!(tree.nodes.len() < 128 && tree.depth <= 6);
+        }
+    }
+
+    #[test]
+    fn estimator_serde_defaults() {
+        let est: IsolationForest = serde_json::from_str(r#"{"contamination": 0.1}"#).unwrap();
+        assert_eq!(est.n_estimators, 100);
+        assert_eq!(est.contamination, Contamination::Fraction(0.1));
+        assert!(serde_json::from_str::<IsolationForest>(r#"{"trees": 3}"#).is_err());
+    }
+}

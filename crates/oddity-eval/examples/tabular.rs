@@ -1,0 +1,83 @@
+//! Runs the tabular evaluator on labelled CSV files (for iteration; the product's entry point is
+//! `oddity eval tabular`).
+//!
+//! ```text
+//! cargo run --release -p oddity-eval --example tabular -- \
+//!     --data FILE.csv [--data MORE.csv …] [--detector NAME[,NAME…]] [--seeds 0,1,2] [--repeat N] [--json]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use oddity_eval::tabular::{TabularOptions, registry, run};
+
+fn usage() -> String {
+    let names: Vec<&str> = registry().iter().map(|e| e.name).collect();
+    format!(
+        "usage: tabular --data FILE.csv [--data FILE.csv …] [--detector NAME[,NAME…]] \
+         [--seeds N[,N…]] [--repeat N] [--json]\ndetectors: {}",
+        names.join(", ")
+    )
+}
+
+fn parse_args() -> Result<(TabularOptions, bool), String> {
+    let mut opts = TabularOptions::default();
+    let mut json = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--data" => opts.data.push(PathBuf::from(value()?)),
+            "--detector" => opts
+                .detectors
+                .extend(value()?.split(',').map(|s| s.trim().to_owned())),
+            "--seeds" | "--seed" => {
+                for s in value()?.split(',') {
+                    let seed = s.trim().parse().map_err(|_| format!("bad seed {s:?}"))?;
+                    opts.seeds.push(seed);
+                }
+            }
+            "--repeat" => {
+                let v = value()?;
+                opts.repeat = v.parse().map_err(|_| format!("bad repeat count {v:?}"))?;
+            }
+            "--json" => json = true,
+            "-h" | "--help" => return Err(usage()),
+            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
+        }
+    }
+    if opts.data.is_empty() {
+        return Err(usage());
+    }
+    Ok((opts, json))
+}
+
+fn main() -> ExitCode {
+    let (opts, json) = match parse_args() {
+        Ok(v) => v,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(report) if json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
