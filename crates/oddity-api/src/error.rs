@@ -23,6 +23,9 @@ pub enum ApiError {
     /// Back-pressure: too much is waiting to be processed (429 with Retry-After).
     #[error("{0}")]
     Busy(String),
+    /// The server cannot take the request now, e.g. while shutting down (503 with Retry-After).
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else (500); the cause is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -36,6 +39,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,7 +61,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -21,6 +21,9 @@ pub(crate) fn check_backpressure(state: &AppState) -> Result<(), ApiError> {
 
 /// Appends `events` to their partitions and resolves once all are durable. Partitions are
 /// appended concurrently, so one request waits for one group commit, not one per partition.
+/// If one partition's append fails after another's succeeded, the request fails as a whole and a
+/// client retry stores the succeeded part again: the API edge is at-least-once; from the log on,
+/// processing is exactly-once.
 pub(crate) async fn append(state: &AppState, events: &[Event]) -> Result<(), ApiError> {
     let partitions = state.log.partitions();
     let mut by_partition: Vec<Vec<Vec<u8>>> = vec![Vec::new(); partitions as usize];
@@ -46,7 +49,7 @@ pub(crate) async fn append(state: &AppState, events: &[Event]) -> Result<(), Api
     }
     match failure {
         None => Ok(()),
-        Some(LogError::Closed) => Err(ApiError::Busy(
+        Some(LogError::Closed) => Err(ApiError::Unavailable(
             "the server is shutting down; retry on another instance or later".into(),
         )),
         Some(LogError::RecordTooLarge { len, limit }) => Err(ApiError::TooLarge(format!(

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use oddity_detect::condition::Condition;
 use oddity_detect::field::FieldPath;
+use oddity_detect::ml::HalfSpaceTreesConfig;
 use oddity_detect::rules::{
     ConsecutiveConfig, CountConfig, NoveltyConfig, RateConfig, RuleContext, ThresholdConfig,
     TimeOfDayConfig,
@@ -42,6 +43,9 @@ pub enum DetectorParams {
     Seasonal(SeasonalConfig),
     ChangePoint(ChangePointConfig),
     Streaming(StreamingConfig),
+    /// Half-space trees: a streaming forest over an event's named `fields` (or its `value`),
+    /// learning online.
+    HalfSpaceTrees(HalfSpaceTreesConfig),
 }
 
 impl DetectorParams {
@@ -54,6 +58,7 @@ impl DetectorParams {
             DetectorParams::Novelty(_) => DetectorKind::Novelty,
             DetectorParams::TimeOfDay(_) => DetectorKind::TimeOfDay,
             DetectorParams::Count(_) => DetectorKind::Count,
+            DetectorParams::HalfSpaceTrees(_) => DetectorKind::HalfSpaceTrees,
             other => other.stats().map_or(DetectorKind::Streaming, |s| s.kind()),
         }
     }
@@ -102,6 +107,15 @@ impl DetectorParams {
             DetectorParams::Novelty(c) => c.validate(),
             DetectorParams::TimeOfDay(c) => c.validate(),
             DetectorParams::Count(c) => c.validate(),
+            DetectorParams::HalfSpaceTrees(c) => {
+                let mut problems = c.validate();
+                if problems.is_empty()
+                    && let Err(e) = c.build_detector()
+                {
+                    problems.push(e.to_string());
+                }
+                problems
+            }
             other => other.stats().map(|s| s.validate()).unwrap_or_default(),
         }
     }
@@ -121,6 +135,20 @@ impl DetectorParams {
             DetectorParams::Seasonal(c) => c.build(),
             DetectorParams::ChangePoint(c) => c.build(),
             DetectorParams::Streaming(c) => c.build(),
+            DetectorParams::HalfSpaceTrees(c) => Box::new(
+                c.build_detector()
+                    .expect("half-space trees parameters should have been checked by validate()"),
+            ),
+        }
+    }
+
+    /// How instances are keyed when the configuration does not say: rules follow an entity,
+    /// statistical and model detectors a series (entity and type).
+    pub fn default_key(&self) -> KeyBy {
+        if self.is_series() || matches!(self, DetectorParams::HalfSpaceTrees(_)) {
+            KeyBy::EntityType
+        } else {
+            KeyBy::Entity
         }
     }
 }
@@ -306,7 +334,7 @@ pub(crate) fn parse_all(
         }
         let envelope = toml::Value::Table(envelope_table).try_into::<Envelope>();
         let params = match table.get("kind") {
-            None => Err("missing `kind` (threshold, rate, consecutive, novelty, time_of_day, count, zscore, ewma, mad, seasonal, change_point or streaming)".to_owned()),
+            None => Err("missing `kind` (threshold, rate, consecutive, novelty, time_of_day, count, zscore, ewma, mad, seasonal, change_point, streaming or half_space_trees)".to_owned()),
             Some(_) => toml::Value::Table(table).try_into::<DetectorParams>().map_err(|e| clean(&e.to_string())),
         };
         if let Some(id) = &id {
@@ -367,11 +395,7 @@ pub(crate) fn parse_all(
                 ),
             );
         }
-        let key = envelope.key.unwrap_or(if params.is_series() {
-            KeyBy::EntityType
-        } else {
-            KeyBy::Entity
-        });
+        let key = envelope.key.unwrap_or(params.default_key());
         if envelope.enabled {
             specs.push(DetectorSpec {
                 id: envelope.id,

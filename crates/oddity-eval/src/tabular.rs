@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use oddity_detect::DetectError;
 use oddity_detect::ml::{
-    Estimator, IsolationForest, LocalOutlierFactor, Matrix, OutlierModel, ZScore,
+    Estimator, HalfSpaceTreesConfig, IsolationForest, LocalOutlierFactor, Matrix,
+    OneClassSvmConfig, OutlierModel, ZScore,
 };
 use serde::Serialize;
 
@@ -275,7 +276,23 @@ pub fn registry() -> Vec<DetectorEntry> {
             seeded: false,
             run: |data, _| fit_then_score(&ZScore::default(), data),
         },
-        // one_class_svm, half_space_trees and ensemble: add their entries here.
+        DetectorEntry {
+            name: "one_class_svm",
+            seeded: false,
+            run: |data, _| fit_then_score(&OneClassSvmConfig::default().build()?, data),
+        },
+        DetectorEntry {
+            name: "half_space_trees",
+            seeded: true,
+            run: |data, seed| {
+                let config = HalfSpaceTreesConfig {
+                    seed,
+                    ..HalfSpaceTreesConfig::default()
+                };
+                fit_then_score(&config.build()?, data)
+            },
+        },
+        // ensemble: add its entry here.
     ]
 }
 
@@ -670,12 +687,21 @@ mod tests {
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let names: Vec<&str> = report.results.iter().map(|r| r.detector.as_str()).collect();
-        assert_eq!(names, ["isolation_forest", "lof", "zscore"]);
+        assert_eq!(
+            names,
+            [
+                "isolation_forest",
+                "lof",
+                "zscore",
+                "one_class_svm",
+                "half_space_trees"
+            ]
+        );
         for r in &report.results {
             assert_eq!(r.roc_auc, 1.0, "{}", r.detector);
             assert_eq!(
                 r.runs.len(),
-                if r.detector == "isolation_forest" {
+                if matches!(r.detector.as_str(), "isolation_forest" | "half_space_trees") {
                     2
                 } else {
                     1
@@ -701,7 +727,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown detector \"magic\" (known: isolation_forest, lof, zscore)"
+            "unknown detector \"magic\" (known: isolation_forest, lof, zscore, one_class_svm, half_space_trees)"
         );
     }
 }

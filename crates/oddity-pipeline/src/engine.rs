@@ -609,6 +609,50 @@ description = "{entity} {type} took {observed} ms"
     }
 
     #[test]
+    fn half_space_trees_learn_a_multivariate_series_online() {
+        let config = Config::load(Some(
+            r#"
+[[detectors]]
+id = "hosts"
+kind = "half_space_trees"
+features = ["cpu", "mem"]
+window = 100
+warm_up = 100
+threshold = 0.8
+severity = "high"
+description = "{entity} {type} looks unusual"
+"#,
+        ))
+        .unwrap();
+        let mut e = Engine::new(config.detectors.into(), RuleContext::default());
+        let mut events = Vec::new();
+        for i in 0..1000u64 {
+            let mut ev = signal(i, "host-1", "metrics", NOON + i as i64 * 1000, "{}");
+            let (cpu, mem) = if i == 900 {
+                (0.99, 0.01)
+            } else {
+                (0.3 + (i % 10) as f64 * 0.01, 0.5 + (i % 7) as f64 * 0.01)
+            };
+            ev.fields.insert("cpu".into(), cpu);
+            ev.fields.insert("mem".into(), mem);
+            events.push(ev);
+        }
+        let anomalies = e.process(&events, 0);
+        assert!(
+            anomalies.iter().any(|a| a.event_id == EventId::new(0, 900)),
+            "{anomalies:?}"
+        );
+        assert!(
+            anomalies.len() <= 10,
+            "{} alarms on a regular series",
+            anomalies.len()
+        );
+        let saved = e.checkpoint();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].key, r#"["host-1","metrics"]"#);
+    }
+
+    #[test]
     fn a_bad_saved_state_names_detector_and_key() {
         let mut e = engine();
         let err = e

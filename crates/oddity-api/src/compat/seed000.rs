@@ -53,6 +53,7 @@ fn digits_field(body: &Map<String, Value>, field: &str, errors: &mut Vec<Value>)
 fn compat(e: ApiError) -> CompatError {
     match e {
         ApiError::Busy(m) => CompatError::detail(StatusCode::TOO_MANY_REQUESTS, m),
+        ApiError::Unavailable(m) => CompatError::detail(StatusCode::SERVICE_UNAVAILABLE, m),
         ApiError::TooLarge(m) => CompatError::detail(StatusCode::PAYLOAD_TOO_LARGE, m),
         _ => CompatError::detail(StatusCode::INTERNAL_SERVER_ERROR, "Error publishing event"),
     }
