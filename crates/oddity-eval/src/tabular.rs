@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use oddity_detect::DetectError;
 use oddity_detect::ml::{
-    Estimator, HalfSpaceTreesConfig, IsolationForest, LocalOutlierFactor, Matrix,
+    EnsembleConfig, Estimator, HalfSpaceTreesConfig, IsolationForest, LocalOutlierFactor, Matrix,
     OneClassSvmConfig, OutlierModel, ZScore,
 };
 use serde::Serialize;
@@ -292,8 +292,47 @@ pub fn registry() -> Vec<DetectorEntry> {
                 fit_then_score(&config.build()?, data)
             },
         },
-        // ensemble: add its entry here.
+        DetectorEntry {
+            name: "ensemble",
+            seeded: true,
+            run: |data, seed| ensemble(data, seed),
+        },
     ]
+}
+
+/// Seed 003's ensemble with its default weights (isolation_forest 0.4, lof 0.3, zscore 0.3),
+/// each member normalised by the distribution of its own training scores; the training rows are
+/// scored as the members score them (LOF: a row is not its own neighbour).
+fn ensemble(data: &Matrix, seed: u64) -> Result<Run, DetectError> {
+    let t = Instant::now();
+    let forest = IsolationForest {
+        seed,
+        ..IsolationForest::default()
+    }
+    .fit(data)?;
+    let forest_scores = forest.score_batch(data);
+    let lof = LocalOutlierFactor::default().fit(data)?;
+    let lof_scores = lof.training_scores().to_vec();
+    let zscore = ZScore::default().fit(data)?;
+    let zscore_scores = zscore.score_batch(data);
+    let mut ensemble = EnsembleConfig::default().build()?;
+    ensemble.push_named("isolation_forest", Box::new(forest), &forest_scores)?;
+    ensemble.push_named("lof", Box::new(lof), &lof_scores)?;
+    ensemble.push_named("zscore", Box::new(zscore), &zscore_scores)?;
+    let fit = t.elapsed();
+    let t = Instant::now();
+    let scores = (0..data.n_rows())
+        .map(|i| {
+            ensemble
+                .combine(&[forest_scores[i], lof_scores[i], zscore_scores[i]])
+                .score
+        })
+        .collect();
+    Ok(Run {
+        scores,
+        fit,
+        score: t.elapsed(),
+    })
 }
 
 /// Times `fit` then `score_batch` on the same rows.
@@ -694,14 +733,18 @@ mod tests {
                 "lof",
                 "zscore",
                 "one_class_svm",
-                "half_space_trees"
+                "half_space_trees",
+                "ensemble"
             ]
         );
         for r in &report.results {
             assert_eq!(r.roc_auc, 1.0, "{}", r.detector);
             assert_eq!(
                 r.runs.len(),
-                if matches!(r.detector.as_str(), "isolation_forest" | "half_space_trees") {
+                if matches!(
+                    r.detector.as_str(),
+                    "isolation_forest" | "half_space_trees" | "ensemble"
+                ) {
                     2
                 } else {
                     1
@@ -727,7 +770,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown detector \"magic\" (known: isolation_forest, lof, zscore, one_class_svm, half_space_trees)"
+            "unknown detector \"magic\" (known: isolation_forest, lof, zscore, one_class_svm, half_space_trees, ensemble)"
         );
     }
 }
