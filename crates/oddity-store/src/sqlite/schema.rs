@@ -18,6 +18,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/V2__series_models.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/V3__entity_counts_watermark.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

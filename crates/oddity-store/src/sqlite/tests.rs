@@ -37,6 +37,63 @@ async fn data_survives_reopen() {
 }
 
 #[tokio::test]
+async fn entity_counts_held_in_memory_are_recounted_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oddity.db");
+    {
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        // The first commit flushes nothing (the counts are not due yet); the store is then
+        // dropped without `stats`, as a crash would leave it.
+        must_commit(
+            &store,
+            batch(
+                0,
+                0,
+                events_at(
+                    0,
+                    0,
+                    &[
+                        ("u1", "login", T0),
+                        ("u1", "click", T0),
+                        ("u2", "login", T0),
+                    ],
+                ),
+                Vec::new(),
+            ),
+        )
+        .await;
+        let flushed: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT coalesce(sum(n), 0) FROM event_counts_by_entity",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(flushed, 0, "counts wait in memory");
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    must_commit(
+        &store,
+        batch(0, 3, events_at(0, 3, &[("u2", "login", T0)]), Vec::new()),
+    )
+    .await;
+    let stats = store.stats(0).await.unwrap();
+    assert_eq!(
+        stats.top_entities_by_events,
+        vec![("u1".to_owned(), 2), ("u2".to_owned(), 2)]
+    );
+    // Flushed now, and counted once even after another reopen.
+    drop(store);
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let stats = store.stats(0).await.unwrap();
+    assert_eq!(
+        stats.top_entities_by_events,
+        vec![("u1".to_owned(), 2), ("u2".to_owned(), 2)]
+    );
+}
+
+#[tokio::test]
 async fn open_refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("oddity.db");

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use oddity_model::{Anomaly, Event};
 
 use super::codec::{event_json, fields_column, to_sql_int, value_column};
+use super::counts::{BatchCounts, PendingCounts};
 use super::postings;
 use crate::{CommitBatch, StateChange, StoreError};
 
@@ -25,7 +26,11 @@ pub(super) fn hour_of(ms: i64) -> i64 {
 }
 
 /// Writes a [`CommitBatch`] in one transaction (see the module doc).
-pub(super) fn commit(conn: &mut Connection, batch: &CommitBatch) -> Result<(), StoreError> {
+pub(super) fn commit(
+    conn: &mut Connection,
+    batch: &CommitBatch,
+    pending: &mut PendingCounts,
+) -> Result<(), StoreError> {
     if batch.to_offset < batch.from_offset {
         return Err(StoreError::InvalidBatch(format!(
             "to_offset {} is before from_offset {}",
@@ -64,7 +69,11 @@ pub(super) fn commit(conn: &mut Connection, batch: &CommitBatch) -> Result<(), S
             batch_from: batch.from_offset,
         });
     }
-    insert_events(&tx, &batch.events)?;
+    let counts = insert_events(&tx, &batch.events)?;
+    let flush = pending.due();
+    if flush {
+        pending.write(&tx, Some(&counts))?;
+    }
     insert_anomalies(&tx, &batch.anomalies)?;
     apply_state(&tx, batch.partition, &batch.state)?;
     tx.prepare_cached(
@@ -74,14 +83,20 @@ pub(super) fn commit(conn: &mut Connection, batch: &CommitBatch) -> Result<(), S
     )?
     .execute(params![batch.partition, to_offset, state_offset])?;
     tx.commit()?;
+    if flush {
+        pending.flushed(Some(counts));
+    } else {
+        pending.add(counts);
+    }
     Ok(())
 }
 
 /// Appends the events (seqs after the current maximum), then writes the batch's ledger row, its
-/// postings and its hourly counts.
-fn insert_events(tx: &Transaction<'_>, events: &[Event]) -> Result<(), StoreError> {
+/// postings and its hourly counts by type; returns its hourly counts by entity, which are written
+/// later (see `counts`).
+fn insert_events(tx: &Transaction<'_>, events: &[Event]) -> Result<BatchCounts, StoreError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(BatchCounts::default());
     }
     let base_seq: i64 = tx
         .prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM events")?
@@ -132,14 +147,13 @@ fn insert_events(tx: &Transaction<'_>, events: &[Event]) -> Result<(), StoreErro
     for ((hour, key), n) in by_type {
         upsert.execute(params![hour, key, n])?;
     }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO event_counts_by_entity (hour, entity, n) VALUES (?1, ?2, ?3)
-         ON CONFLICT (hour, entity) DO UPDATE SET n = n + excluded.n",
-    )?;
-    for ((hour, key), n) in by_entity {
-        upsert.execute(params![hour, key, n])?;
-    }
-    Ok(())
+    Ok(BatchCounts {
+        by_entity: by_entity
+            .into_iter()
+            .map(|((hour, entity), n)| ((hour, entity.to_owned()), n))
+            .collect(),
+        last_seq: seq - 1,
+    })
 }
 
 /// Inserts anomalies; an (event, detector) pair already stored is ignored, which makes a replay
