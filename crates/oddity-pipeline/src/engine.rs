@@ -164,16 +164,16 @@ impl Engine {
                 }
                 let slot = &mut self.slots[i];
                 let mut input = Input::new(event, &attrs);
-                let key: Cow<'_, str> = match spec.key {
-                    KeyBy::Entity => Cow::Borrowed(&event.entity),
-                    KeyBy::EntityType => Cow::Owned(series_key(&event.entity, &event.event_type)),
-                };
                 if slot.series {
                     input.value = spec.value.number(event, &attrs);
                     if input.value.is_none() {
                         continue;
                     }
                 }
+                let key: Cow<'_, str> = match spec.key {
+                    KeyBy::Entity => Cow::Borrowed(&event.entity),
+                    KeyBy::EntityType => Cow::Owned(series_key(&event.entity, &event.event_type)),
+                };
                 let verdict = match &mut slot.shared {
                     Some(shared) => shared.observe(&input),
                     None => {
