@@ -61,7 +61,10 @@ impl TestServer {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        // The shell's built-in `kill`: no dependency on a kill binary being installed.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().expect("child should be waitable") {
