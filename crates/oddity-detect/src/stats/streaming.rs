@@ -72,7 +72,10 @@ pub struct StreamingConfig {
     /// How much a point's surprise must exceed the alarm memory to be reported as a new onset, in
     /// decades of probability (0.5 = about three times less likely).
     pub onset_margin: f64,
-    /// Score at or above which a point is anomalous (0.5 ≈ a one-in-100,000 observation).
+    /// Score at or above which a point is anomalous. The default 0.3 (an onset about as surprising
+    /// as a one-in-400 observation; 0.5 is one in 100,000) is the one alerting threshold chosen
+    /// on the whole NAB development split, never per series: 60.5 NAB there (38/53 windows, 53
+    /// false-positive rows), against 32.2 at 0.5 (19 windows, 5 rows) and 65.8 at the swept best.
     pub threshold: f64,
     /// The seasonal baseline behind the `seasonal` features (its `threshold` is not used).
     pub seasonal: SeasonalConfig,
@@ -88,7 +91,7 @@ impl Default for StreamingConfig {
             memory_half_life: 200.0,
             repeat_factor: 0.1,
             onset_margin: 0.5,
-            threshold: 0.5,
+            threshold: 0.3,
             seasonal: SeasonalConfig::default(),
         }
     }

@@ -151,8 +151,9 @@ impl NabOptions {
     }
 }
 
-/// The product's alerting threshold on the shared score scale: a one-in-100,000 observation.
-pub const DEFAULT_FIXED_THRESHOLD: f64 = 0.5;
+/// The product's alerting threshold on the shared score scale (the streaming detector's default
+/// `threshold`), scored alongside the swept optimum.
+pub const DEFAULT_FIXED_THRESHOLD: f64 = 0.3;
 
 /// Progress of a run, reported after each file.
 #[derive(Debug, Clone, Copy)]
