@@ -26,4 +26,4 @@ pub mod worker;
 pub use engine::Engine;
 pub use error::PipelineError;
 pub use status::PipelineStatus;
-pub use worker::{Shutdown, WorkerOptions, spawn_workers};
+pub use worker::{Shutdown, WorkerOptions, WorkerPool};

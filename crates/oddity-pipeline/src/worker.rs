@@ -53,50 +53,36 @@ pub struct Shutdown {
     pub abort: CancellationToken,
 }
 
-/// Everything a worker needs, shared by all of them.
+/// Everything the workers need, shared by all of them.
 #[derive(Debug, Clone)]
-struct Shared {
-    log: Arc<dyn Log>,
-    store: Arc<dyn Store>,
-    specs: Arc<[DetectorSpec]>,
-    options: WorkerOptions,
-    status: Arc<PipelineStatus>,
-    shutdown: Shutdown,
-    handle: Handle,
+pub struct WorkerPool {
+    pub log: Arc<dyn Log>,
+    pub store: Arc<dyn Store>,
+    pub specs: Arc<[DetectorSpec]>,
+    pub options: WorkerOptions,
+    pub status: Arc<PipelineStatus>,
+    pub shutdown: Shutdown,
+    /// The runtime the workers block on for log and store calls.
+    pub handle: Handle,
 }
 
-/// Starts one worker thread per log partition. Each returns when drained or aborted, or with
-/// the error that makes going on pointless (another worker owns its partition).
-pub fn spawn_workers(
-    log: Arc<dyn Log>,
-    store: Arc<dyn Store>,
-    specs: Arc<[DetectorSpec]>,
-    options: WorkerOptions,
-    status: Arc<PipelineStatus>,
-    shutdown: Shutdown,
-    handle: Handle,
-) -> std::io::Result<Vec<JoinHandle<Result<(), PipelineError>>>> {
-    let shared = Shared {
-        log,
-        store,
-        specs,
-        options,
-        status,
-        shutdown,
-        handle,
-    };
-    (0..shared.log.partitions())
-        .map(|partition| {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("oddity-worker-{partition}"))
-                .spawn(move || supervise(&shared, partition))
-        })
-        .collect()
+impl WorkerPool {
+    /// Starts one worker thread per log partition. Each returns when drained or aborted, or with
+    /// the error that makes going on pointless (another worker owns its partition).
+    pub fn spawn(self) -> std::io::Result<Vec<JoinHandle<Result<(), PipelineError>>>> {
+        (0..self.log.partitions())
+            .map(|partition| {
+                let pool = self.clone();
+                std::thread::Builder::new()
+                    .name(format!("oddity-worker-{partition}"))
+                    .spawn(move || supervise(&pool, partition))
+            })
+            .collect()
+    }
 }
 
 /// Runs a partition, restarting it from the store after failures, with backoff.
-fn supervise(shared: &Shared, partition: u32) -> Result<(), PipelineError> {
+fn supervise(shared: &WorkerPool, partition: u32) -> Result<(), PipelineError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         match run(shared, partition) {
@@ -128,8 +114,8 @@ fn supervise(shared: &Shared, partition: u32) -> Result<(), PipelineError> {
 
 /// One life of a worker: restore from the store, replay to the last commit, then consume until
 /// shutdown or failure.
-fn run(shared: &Shared, partition: u32) -> Result<(), PipelineError> {
-    let Shared {
+fn run(shared: &WorkerPool, partition: u32) -> Result<(), PipelineError> {
+    let WorkerPool {
         log,
         store,
         handle,

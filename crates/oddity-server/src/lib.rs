@@ -26,7 +26,7 @@ use oddity_detect::rules::RuleContext;
 use oddity_log::Log;
 use oddity_log::embedded::{EmbeddedLog, EmbeddedLogConfig, FsyncPolicy};
 use oddity_model::time::now_ms;
-use oddity_pipeline::{PipelineStatus, Shutdown, WorkerOptions, spawn_workers};
+use oddity_pipeline::{PipelineStatus, Shutdown, WorkerOptions, WorkerPool};
 use oddity_store::sqlite::{SqliteOptions, SqliteStore};
 use oddity_store::{ModelStore, Store};
 
@@ -95,15 +95,16 @@ pub async fn serve(
         checkpoint_every: config.pipeline.checkpoint_interval,
         ..WorkerOptions::default()
     };
-    let workers = spawn_workers(
-        log_dyn.clone(),
-        store.clone(),
-        config.detectors.clone().into(),
+    let workers = WorkerPool {
+        log: log_dyn.clone(),
+        store: store.clone(),
+        specs: config.detectors.clone().into(),
         options,
-        status.clone(),
-        workers_shutdown.clone(),
-        tokio::runtime::Handle::current(),
-    )
+        status: status.clone(),
+        shutdown: workers_shutdown.clone(),
+        handle: tokio::runtime::Handle::current(),
+    }
+    .spawn()
     .context("cannot start worker threads")?;
 
     let stop_background = CancellationToken::new();
