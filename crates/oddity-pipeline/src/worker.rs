@@ -35,7 +35,7 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            batch_events: 20_000,
+            batch_events: 50_000,
             ctx: RuleContext::default(),
             read_wait: Duration::from_millis(100),
             sweep_every: Duration::from_secs(60),
