@@ -1,7 +1,7 @@
 //! The worker's CPU path per batch: decode log records and run the default detectors
 //! (the seven seed-002 rules, the three audit rules, the streaming detector on values).
 //!
-//! Input: consecutive batches of 20,000 seed-002 signals (the default batch size) from 100,000
+//! Input: consecutive batches of 20,000 seed-002 signals (a worker batch under moderate load) from 100,000
 //! users at 1,000 signals per second of event time — the `oddity bench` default, where per-user
 //! rates stay realistic and ~2.5 % of signals raise an anomaly (mostly seed 002's high-value
 //! purchases) — encoded as the log stores them; fixed seed. Each iteration gets the next batch of
