@@ -9,8 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::moments::Ewm;
-use super::series::{SeriesDetector, SeriesModel, SeriesUpdate, explain, num, spread_floor};
-use super::tail::score_from_z;
+use super::series::{SeriesDetector, SeriesModel, SeriesUpdate, z_verdict};
 use crate::{Detector, DetectorKind, Verdict};
 
 /// Parameters of the EWMA control-limit detector.
@@ -82,25 +81,13 @@ impl SeriesUpdate for Ewma {
             return Verdict::normal();
         }
         let verdict = if self.moments.n >= self.config.warmup as u64 {
-            let mean = self.moments.mean;
-            let std = self.moments.std().max(spread_floor(mean));
-            let z = (x - mean) / std;
-            let score = score_from_z(z);
-            if z.abs() >= self.config.threshold {
-                let band = self.config.threshold * std;
-                Verdict::anomaly(
-                    score,
-                    explain(
-                        x,
-                        mean - band,
-                        mean + band,
-                        "value",
-                        [("z", num(z)), ("ewma", num(mean)), ("ewm_std", num(std))],
-                    ),
-                )
-            } else {
-                Verdict::scored(score)
-            }
+            z_verdict(
+                x,
+                self.moments.mean,
+                self.moments.std(),
+                self.config.threshold,
+                ["ewma", "ewm_std"],
+            )
         } else {
             Verdict::normal()
         };

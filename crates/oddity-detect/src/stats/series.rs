@@ -101,3 +101,32 @@ pub(crate) fn explain(
 pub(crate) fn spread_floor(center: f64) -> f64 {
     (center.abs() * 1e-9).max(1e-12)
 }
+
+/// The verdict on `x` against `mean ± threshold·std` (the spread floored by [`spread_floor`]),
+/// scored from its z-score: shared by the z-score and EWMA detectors, which differ only in how
+/// they estimate `mean` and `std`. `labels` name the two in the explanation.
+pub(crate) fn z_verdict(
+    x: f64,
+    mean: f64,
+    std: f64,
+    threshold: f64,
+    labels: [&'static str; 2],
+) -> Verdict {
+    let std = std.max(spread_floor(mean));
+    let z = (x - mean) / std;
+    let score = super::tail::score_from_z(z);
+    if z.abs() < threshold {
+        return Verdict::scored(score);
+    }
+    let band = threshold * std;
+    Verdict::anomaly(
+        score,
+        explain(
+            x,
+            mean - band,
+            mean + band,
+            "value",
+            [("z", num(z)), (labels[0], num(mean)), (labels[1], num(std))],
+        ),
+    )
+}

@@ -10,8 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::series::{SeriesDetector, SeriesModel, SeriesUpdate, explain, num, spread_floor};
-use super::tail::score_from_z;
+use super::series::{SeriesDetector, SeriesModel, SeriesUpdate, z_verdict};
 use super::window::RollingMoments;
 use crate::{Detector, DetectorKind, Verdict};
 
@@ -87,25 +86,13 @@ impl SeriesUpdate for Zscore {
             return Verdict::normal();
         }
         let verdict = if self.window.len() >= self.config.warmup {
-            let mean = self.window.mean();
-            let std = self.window.std().max(spread_floor(mean));
-            let z = (x - mean) / std;
-            let score = score_from_z(z);
-            if z.abs() >= self.config.threshold {
-                let band = self.config.threshold * std;
-                Verdict::anomaly(
-                    score,
-                    explain(
-                        x,
-                        mean - band,
-                        mean + band,
-                        "value",
-                        [("z", num(z)), ("mean", num(mean)), ("std", num(std))],
-                    ),
-                )
-            } else {
-                Verdict::scored(score)
-            }
+            z_verdict(
+                x,
+                self.window.mean(),
+                self.window.std(),
+                self.config.threshold,
+                ["mean", "std"],
+            )
         } else {
             Verdict::normal()
         };
