@@ -9,13 +9,19 @@
 //!
 //! `N` is 1,000,000 for the O(1) detectors (z-score, EWMA, change point, seasonal) and 100,000
 //! for the order-statistics ones (MAD, the default streaming detector).
+//!
+//! `streaming_state` measures a checkpoint of the default streaming detector after 5,000 points
+//! of the same series (full windows, period detected): `snapshot` is the state as the store
+//! writes it (`DetectorState::of` + `serde_json::to_string`, compact `f64` sequences, see
+//! `oddity_detect::compact`), `restore` the way back (`from_str` + `DetectorState::to`).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use oddity_detect::DetectorState;
 use oddity_detect::stats::{
-    ChangePointConfig, EwmaConfig, MadConfig, SeasonalConfig, SeriesUpdate, StreamingConfig,
-    ZscoreConfig,
+    ChangePointConfig, EwmaConfig, MadConfig, SeasonalConfig, SeriesUpdate, Streaming,
+    StreamingConfig, ZscoreConfig,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -78,6 +84,30 @@ fn bench(c: &mut Criterion) {
     let streaming = StreamingConfig::default();
     group.bench_function("streaming_default", |b| {
         b.iter(|| run(streaming.model(), black_box(small)))
+    });
+    group.finish();
+
+    let mut model = streaming.model();
+    for &(ts, x) in &large[..5_000] {
+        model.update(ts, x);
+    }
+    let snapshot = || {
+        serde_json::to_string(&DetectorState::of(&model).expect("serialisable state"))
+            .expect("JSON text")
+    };
+    let text = snapshot();
+    let mut group = c.benchmark_group("streaming_state");
+    group
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    group.bench_function("snapshot", |b| b.iter(|| black_box(snapshot()).len()));
+    group.bench_function("restore", |b| {
+        b.iter(|| {
+            let state: DetectorState =
+                serde_json::from_str(black_box(&text)).expect("valid JSON state");
+            state.to::<Streaming>().expect("valid streaming state")
+        })
     });
     group.finish();
 }

@@ -5,6 +5,7 @@
 //! usable from the pipeline, the evaluator and the per-series model API alike.
 //!
 //! # Layout
+//! - [`compact`]: the compact exact encoding of `f64` sequences in saved state (`g1:` strings).
 //! - [`detector`]: the [`Detector`] trait, its [`Input`] and [`Verdict`], and [`DetectorKind`].
 //! - [`field`]: field paths (`amount`, `fields.cpu`, `value`) and their lookup in an event.
 //! - [`condition`]: the `where` conditions of rules (`status_code >= 400`).
@@ -23,6 +24,7 @@
 //! - State is saved as JSON ([`DetectorState`]): it survives field additions and can be read
 //!   with `sqlite3` when a user asks "why did this fire".
 
+pub mod compact;
 pub mod condition;
 pub mod detector;
 pub mod field;

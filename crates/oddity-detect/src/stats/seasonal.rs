@@ -131,6 +131,7 @@ pub struct Seasonal {
     /// Still looking for a period.
     detecting: bool,
     /// Points kept while detecting, replayed once a period is adopted.
+    #[serde(with = "crate::compact::timed_f64s")]
     buffer: Vec<(i64, f64)>,
     level: Ewm,
     /// Offset per phase bin (None until the bin is first seen).

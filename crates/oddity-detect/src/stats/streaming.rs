@@ -246,6 +246,7 @@ impl Feature {
 pub struct Streaming {
     config: StreamingConfig,
     /// The last `max(scales)` values, oldest first.
+    #[serde(with = "crate::compact::f64_deque")]
     recent: VecDeque<f64>,
     /// History of each feature.
     histories: Vec<SortedWindow>,
@@ -253,6 +254,7 @@ pub struct Streaming {
     /// The seasonal baseline, when a feature uses it.
     seasonal: Option<Seasonal>,
     /// Recent residuals against the seasonal baseline, oldest first.
+    #[serde(with = "crate::compact::f64_deque")]
     residuals: VecDeque<f64>,
     /// Decaying maximum of recent surprises (decades), upward and downward departures apart.
     memory: [f64; 2],

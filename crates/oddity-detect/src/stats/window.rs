@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollingMoments {
     capacity: usize,
+    #[serde(with = "crate::compact::f64_deque")]
     values: VecDeque<f64>,
     shift: f64,
     sum: f64,
@@ -125,6 +126,7 @@ pub struct SortedWindow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SortedWindowState {
     capacity: usize,
+    #[serde(with = "crate::compact::f64_deque")]
     values: VecDeque<f64>,
 }
 

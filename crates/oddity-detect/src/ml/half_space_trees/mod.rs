@@ -239,12 +239,14 @@ pub struct HalfSpaceTreesModel {
     offset: Vec<f64>,
     width: Vec<f64>,
     /// Per tree, per feature: the workspace `[lo, hi]`, flattened as `lo₀, hi₀, lo₁, …`.
+    #[serde(with = "crate::compact::f64_rows")]
     workspaces: Vec<Vec<f64>>,
     /// Reference profile per tree (empty before the first window closes).
     reference: Vec<Profile>,
     /// Mass of the reference window.
     reference_mass: u32,
     /// Points of the window being filled, rescaled, row-major.
+    #[serde(with = "crate::compact::f64s")]
     latest: Vec<f64>,
 }
 
