@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use oddity_detect::condition::Condition;
 use oddity_detect::field::FieldPath;
-use oddity_detect::ml::HalfSpaceTreesConfig;
+use oddity_detect::ml::{HalfSpaceTreesConfig, ModelDetectorConfig, ModelKind};
 use oddity_detect::rules::{
     ConsecutiveConfig, CountConfig, NoveltyConfig, RateConfig, RuleContext, ThresholdConfig,
     TimeOfDayConfig,
@@ -46,6 +46,12 @@ pub enum DetectorParams {
     /// Half-space trees: a streaming forest over an event's named `fields` (or its `value`),
     /// learning online.
     HalfSpaceTrees(HalfSpaceTreesConfig),
+    /// Batch models over named features, fitted on a window after warm-up and refitted on a
+    /// schedule; each fit is stored as a model version.
+    IsolationForest(ModelDetectorConfig),
+    Lof(ModelDetectorConfig),
+    OneClassSvm(ModelDetectorConfig),
+    Ensemble(ModelDetectorConfig),
 }
 
 impl DetectorParams {
@@ -59,8 +65,22 @@ impl DetectorParams {
             DetectorParams::TimeOfDay(_) => DetectorKind::TimeOfDay,
             DetectorParams::Count(_) => DetectorKind::Count,
             DetectorParams::HalfSpaceTrees(_) => DetectorKind::HalfSpaceTrees,
-            other => other.stats().map_or(DetectorKind::Streaming, |s| s.kind()),
+            other => match other.model() {
+                Some((kind, _)) => kind.detector_kind(),
+                None => other.stats().map_or(DetectorKind::Streaming, |s| s.kind()),
+            },
         }
+    }
+
+    /// The batch-model kind and parameters, for the model kinds.
+    pub fn model(&self) -> Option<(ModelKind, &ModelDetectorConfig)> {
+        Some(match self {
+            DetectorParams::IsolationForest(c) => (ModelKind::IsolationForest, c),
+            DetectorParams::Lof(c) => (ModelKind::Lof, c),
+            DetectorParams::OneClassSvm(c) => (ModelKind::OneClassSvm, c),
+            DetectorParams::Ensemble(c) => (ModelKind::Ensemble, c),
+            _ => return None,
+        })
     }
 
     /// The statistical configuration, for the per-series kinds.
@@ -116,7 +136,10 @@ impl DetectorParams {
                 }
                 problems
             }
-            other => other.stats().map(|s| s.validate()).unwrap_or_default(),
+            other => match other.model() {
+                Some((kind, c)) => c.validate(kind),
+                None => other.stats().map(|s| s.validate()).unwrap_or_default(),
+            },
         }
     }
 
@@ -139,13 +162,24 @@ impl DetectorParams {
                 c.build_detector()
                     .expect("half-space trees parameters should have been checked by validate()"),
             ),
+            DetectorParams::IsolationForest(c)
+            | DetectorParams::Lof(c)
+            | DetectorParams::OneClassSvm(c)
+            | DetectorParams::Ensemble(c) => {
+                let (kind, _) = self.model().expect("a model kind has a model");
+                Box::new(c.build_unchecked(kind))
+            }
         }
     }
 
     /// How instances are keyed when the configuration does not say: rules follow an entity,
-    /// statistical and model detectors a series (entity and type).
+    /// statistical detectors and half-space trees a series (entity and type), batch models an
+    /// event type (a model holds a window of rows and a fitted forest or neighbour index: one
+    /// per entity would not scale).
     pub fn default_key(&self) -> KeyBy {
-        if self.is_series() || matches!(self, DetectorParams::HalfSpaceTrees(_)) {
+        if self.model().is_some() {
+            KeyBy::Type
+        } else if self.is_series() || matches!(self, DetectorParams::HalfSpaceTrees(_)) {
             KeyBy::EntityType
         } else {
             KeyBy::Entity
@@ -240,7 +274,8 @@ pub struct DetectorSpec {
     /// The number a per-series detector watches (`value_field`: the event's `value` by default,
     /// or `fields.cpu`, `response_time_ms`…). Events without it are skipped.
     pub value: FieldPath,
-    /// How instances are keyed: by entity (rules), or by entity and type (series detectors).
+    /// How instances are keyed: by entity (rules), by entity and type (series detectors), by
+    /// type or globally (batch models).
     pub key: KeyBy,
     pub params: DetectorParams,
 }
@@ -253,6 +288,11 @@ pub enum KeyBy {
     Entity,
     /// One instance per (entity, type): a series.
     EntityType,
+    /// One instance per event type (in each partition: every worker fits its own model on the
+    /// events of its partition, a uniform sample of the entities).
+    Type,
+    /// One instance for every event the detector sees (in each partition, as `type`).
+    Global,
 }
 
 impl DetectorSpec {
@@ -334,7 +374,7 @@ pub(crate) fn parse_all(
         }
         let envelope = toml::Value::Table(envelope_table).try_into::<Envelope>();
         let params = match table.get("kind") {
-            None => Err("missing `kind` (threshold, rate, consecutive, novelty, time_of_day, count, zscore, ewma, mad, seasonal, change_point, streaming or half_space_trees)".to_owned()),
+            None => Err("missing `kind` (threshold, rate, consecutive, novelty, time_of_day, count, zscore, ewma, mad, seasonal, change_point, streaming, half_space_trees, isolation_forest, lof, one_class_svm or ensemble)".to_owned()),
             Some(_) => toml::Value::Table(table).try_into::<DetectorParams>().map_err(|e| clean(&e.to_string())),
         };
         if let Some(id) = &id {
@@ -466,5 +506,86 @@ enabled = false
         assert_eq!(s.cooldown, Some(Duration::from_secs(3600)));
         assert_eq!(s.params.kind(), DetectorKind::Rate);
         assert_eq!(s.conditions.len(), 1);
+    }
+
+    /// The commented batch-model example of `config/default.toml`, uncommented.
+    fn default_toml_model_example() -> String {
+        let text = include_str!("../../../config/default.toml");
+        let start = text
+            .find("# [[detectors]]\n# id = \"host_outlier\"")
+            .expect("the example is in default.toml");
+        text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.strip_prefix("# ").unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn batch_model_kinds_parse_validate_and_key_by_type() {
+        let example = default_toml_model_example();
+        let table: toml::Table = example.parse().unwrap();
+        let mut errors = ConfigErrors::default();
+        let specs = parse_all(table.get("detectors").cloned(), &mut errors);
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(specs[0].params.kind(), DetectorKind::Ensemble);
+        assert_eq!(specs[0].key, KeyBy::Type);
+        let (_, c) = specs[0].params.model().unwrap();
+        assert_eq!(c.features.len(), 2);
+        assert_eq!(c.refit_every, Duration::from_secs(3600));
+        assert_eq!(c.isolation_forest.as_ref().unwrap().seed, 42);
+
+        for kind in ["isolation_forest", "lof", "one_class_svm"] {
+            let text = format!(
+                "[[detectors]]\nid = \"m\"\nkind = \"{kind}\"\nfeatures = [\"amount\"]\n\
+                 key = \"global\"\nseverity = \"low\"\ndescription = \"x\"\n"
+            );
+            let mut errors = ConfigErrors::default();
+            let specs = parse_all(
+                text.parse::<toml::Table>()
+                    .unwrap()
+                    .get("detectors")
+                    .cloned(),
+                &mut errors,
+            );
+            assert!(errors.is_empty(), "{kind}: {errors}");
+            assert_eq!(specs[0].params.kind().as_str(), kind);
+            assert_eq!(specs[0].key, KeyBy::Global);
+        }
+
+        let bad = r#"
+[[detectors]]
+id = "bad"
+kind = "isolation_forest"
+features = []
+weights = { lof = 1.0 }
+isolation_forest = { n_estimators = 0 }
+severity = "low"
+description = "x"
+[[detectors]]
+id = "typo"
+kind = "lof"
+features = ["value"]
+n_neighbours = 3
+severity = "low"
+description = "x"
+"#;
+        let mut errors = ConfigErrors::default();
+        parse_all(
+            bad.parse::<toml::Table>()
+                .unwrap()
+                .get("detectors")
+                .cloned(),
+            &mut errors,
+        );
+        let text = errors.to_string();
+        for want in [
+            "features: name at least one number",
+            "weights apply to kind = \"ensemble\" only",
+            "n_neighbours",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in {text}");
+        }
     }
 }

@@ -159,6 +159,20 @@ impl DetectorState {
     }
 }
 
+/// A model a detector fitted, handed to the pipeline to be stored as a version
+/// ([`Detector::take_fitted`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedModel {
+    /// Version number, from 1, increasing per detector instance.
+    pub version: u32,
+    /// Rows it was fitted on.
+    pub rows: u64,
+    /// Event time of the observation that triggered the fit (ms).
+    pub trained_at: i64,
+    /// The model, as JSON; [`Detector::restore_model`] takes it back.
+    pub model: serde_json::Value,
+}
+
 /// Errors a detector can report.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DetectError {
@@ -196,5 +210,28 @@ pub trait Detector: Send + fmt::Debug {
     fn is_idle(&self, now_ts: i64) -> bool {
         let _ = now_ts;
         false
+    }
+
+    /// For detectors that fit models: the model fitted by the last [`Detector::observe`], once.
+    /// The pipeline stores it as a version with the batch that caused it. Defaults to `None`.
+    fn take_fitted(&mut self) -> Option<FittedModel> {
+        None
+    }
+
+    /// The stored model version this state depends on: the snapshot does not contain it, and
+    /// after [`Detector::restore`] the caller gives it back with [`Detector::restore_model`].
+    /// Defaults to `None` (the snapshot is self-contained).
+    fn model_version(&self) -> Option<u32> {
+        None
+    }
+
+    /// Installs a model stored from [`Detector::take_fitted`] (the version
+    /// [`Detector::model_version`] names). Detectors without models refuse.
+    fn restore_model(&mut self, model: &serde_json::Value) -> Result<(), DetectError> {
+        let _ = model;
+        Err(DetectError::State(format!(
+            "{} detectors have no stored models",
+            self.kind()
+        )))
     }
 }

@@ -5,7 +5,8 @@
 //! usable from the pipeline, the evaluator and the per-series model API alike.
 //!
 //! # Layout
-//! - [`compact`]: the compact exact encoding of `f64` sequences in saved state (`g1:` strings).
+//! - [`compact`]: the compact, exact encoding of `f64` sequences in saved state (`g1:`, `d1:`,
+//!   `tg1:` strings; the plain JSON arrays of older checkpoints still load).
 //! - [`detector`]: the [`Detector`] trait, its [`Input`] and [`Verdict`], and [`DetectorKind`].
 //! - [`field`]: field paths (`amount`, `fields.cpu`, `value`) and their lookup in an event.
 //! - [`condition`]: the `where` conditions of rules (`status_code >= 400`).
@@ -34,4 +35,6 @@ pub mod series_model;
 pub mod stats;
 pub mod template;
 
-pub use detector::{DetectError, Detector, DetectorKind, DetectorState, Input, Verdict};
+pub use detector::{
+    DetectError, Detector, DetectorKind, DetectorState, FittedModel, Input, Verdict,
+};

@@ -47,7 +47,7 @@ fn engine(c: &mut Criterion) {
         .expect("defaults should load")
         .detectors
         .into();
-    let mut engine = Engine::new(specs, RuleContext::default());
+    let mut engine = Engine::new(specs, RuleContext::default(), 0);
     let mut emitter = Emitter::new(7, 1_754_654_400_000, 1_000, 0.01).with_users(100_000);
     let mut offset = 0;
     let decode = |recs: &[(u64, Vec<u8>)]| -> Vec<Event> {
@@ -85,5 +85,63 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine);
+/// Batch-model detectors scoring rows once fitted: an Isolation Forest, a LOF and seed 003's
+/// ensemble, each keyed by type (one model per partition), on host metrics with three `fields`
+/// (5,000-row window, no refit during the measurement).
+fn models(c: &mut Criterion) {
+    const ROWS: usize = 10_000;
+    let mut group = c.benchmark_group("batch_models");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    let row = |i: usize| {
+        let x = i as f64;
+        let mut e = Event::new(format!("host-{}", i % 500), "host_metrics", i as i64 * 100);
+        e.id = EventId::new(0, i as u64);
+        let noise = ((i * 7919) % 101) as f64 / 101.0;
+        e.fields
+            .insert("cpu".into(), 40.0 + 10.0 * (x * 0.01).sin() + 3.0 * noise);
+        e.fields
+            .insert("mem".into(), 60.0 + 5.0 * (x * 0.003).cos() + noise);
+        e.fields
+            .insert("latency_ms".into(), 20.0 + 8.0 * noise * noise);
+        e
+    };
+    for kind in ["isolation_forest", "lof", "ensemble"] {
+        let toml = format!(
+            r#"
+[[detectors]]
+id = "m"
+kind = "{kind}"
+features = ["fields.cpu", "fields.mem", "fields.latency_ms"]
+warm_up = 5000
+window = 5000
+refit_every = "0s"
+severity = "low"
+description = "x"
+"#
+        );
+        let specs: Arc<[_]> = Config::load(Some(&toml))
+            .expect("the bench configuration is valid")
+            .detectors
+            .into();
+        let mut engine = Engine::new(specs, RuleContext::default(), 0);
+        let warm: Vec<Event> = (0..5_000).map(row).collect();
+        engine.process(&warm, 0);
+        assert_eq!(engine.take_models().len(), 1, "fitted after warm-up");
+        let mut next = 5_000;
+        group.bench_function(format!("{kind}_score_10000_rows"), |b| {
+            b.iter_batched(
+                || {
+                    let batch: Vec<Event> = (next..next + ROWS).map(row).collect();
+                    next += ROWS;
+                    batch
+                },
+                |batch| engine.process(&batch, 0),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine, models);
 criterion_main!(benches);

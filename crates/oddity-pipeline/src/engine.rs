@@ -15,7 +15,16 @@
 //! log from its position to the position of the last committed results, discarding what the
 //! replay re-detects (it was committed already). Detection is deterministic, so the replay
 //! rebuilds the state exactly. Saved state per (detector, entity) is
-//! `{"state": <detector snapshot>, "cooldown_until": ms}`.
+//! `{"state": <detector snapshot>, "cooldown_until": ms}`, plus `"model_version": N` for
+//! detectors that fit models.
+//!
+//! # Models
+//! Batch-model detectors (Isolation Forest, LOF, One-Class SVM, ensemble) fit a model now and
+//! then. [`Engine::take_models`] returns the versions fitted since the last call; the worker
+//! commits them with the batch that caused them. Their state does not contain the model (it is
+//! large and changes rarely) but names its version: [`Engine::models_needed`] lists what a saved
+//! state needs, and [`Engine::restore`] installs the models the worker loaded. A replay fits the
+//! same versions again; they are already stored and the worker drops them.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -28,7 +37,7 @@ use oddity_detect::field::{Attrs, FieldPath};
 use oddity_detect::rules::RuleContext;
 use oddity_detect::{Detector, DetectorState, Input, Verdict};
 use oddity_model::{Anomaly, Event};
-use oddity_store::{StateChange, StateEntry};
+use oddity_store::{DetectorModel, StateChange, StateEntry};
 
 use crate::PipelineError;
 
@@ -59,6 +68,8 @@ struct Slot {
     shared: Option<Box<dyn Detector>>,
     /// A per-series detector: it observes the number its `value` setting names.
     series: bool,
+    /// A detector that fits models ([`Detector::take_fitted`]).
+    models: bool,
     instances: HashMap<String, Instance>,
 }
 
@@ -74,6 +85,8 @@ pub struct BatchOutput {
 pub struct Engine {
     specs: Arc<[DetectorSpec]>,
     ctx: RuleContext,
+    /// The log partition whose events this engine sees (part of per-type and global keys).
+    partition: u32,
     slots: Vec<Slot>,
     /// Current checkpoint epoch (starts at 1; 0 marks "never dirty").
     epoch: u64,
@@ -81,32 +94,58 @@ pub struct Engine {
     dirty: Vec<(usize, String)>,
     /// Newest event time seen by this engine.
     max_ts: i64,
+    /// Models fitted since the last [`Engine::take_models`].
+    fitted: Vec<DetectorModel>,
 }
 
 impl Engine {
-    /// An engine with no state for `specs`.
-    pub fn new(specs: Arc<[DetectorSpec]>, ctx: RuleContext) -> Self {
+    /// An engine with no state for `specs`, for the events of log `partition`.
+    pub fn new(specs: Arc<[DetectorSpec]>, ctx: RuleContext, partition: u32) -> Self {
         let slots = specs
             .iter()
             .map(|s| Slot {
                 shared: s.params.is_stateless().then(|| s.params.build(ctx)),
                 series: s.params.is_series(),
+                models: s.params.model().is_some(),
                 instances: HashMap::new(),
             })
             .collect();
         Engine {
             specs,
             ctx,
+            partition,
             slots,
             epoch: 1,
             dirty: Vec::new(),
             max_ts: i64::MIN,
+            fitted: Vec::new(),
         }
     }
 
-    /// Restores saved state. Entries of detectors no longer configured are ignored; an entry
-    /// that does not restore is an error naming the detector and key.
-    pub fn restore(&mut self, entries: Vec<StateEntry>) -> Result<(), PipelineError> {
+    /// The stored models the saved `entries` depend on: `(detector, key, version)`.
+    pub fn models_needed(entries: &[StateEntry]) -> Vec<(String, String, u32)> {
+        entries
+            .iter()
+            .filter_map(|e| {
+                let version = e.state.get("model_version")?.as_u64()?;
+                Some((
+                    e.detector.clone(),
+                    e.key.clone(),
+                    u32::try_from(version).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Restores saved state, with the stored models it needs by (detector, key) (see
+    /// [`Engine::models_needed`]). Entries of detectors no longer configured are ignored; an
+    /// entry that does not restore is an error naming the detector and key. A model that is
+    /// missing or does not fit the configuration is logged, and the detector refits.
+    pub fn restore(
+        &mut self,
+        entries: Vec<StateEntry>,
+        models: &HashMap<(String, String), Value>,
+    ) -> Result<(), PipelineError> {
         for entry in entries {
             let Some(i) = self.specs.iter().position(|s| s.id == entry.detector) else {
                 continue;
@@ -124,6 +163,18 @@ impl Engine {
                     if !saved.is_null() {
                         d.restore(&DetectorState(saved))
                             .map_err(|e| bad(e.to_string()))?;
+                    }
+                    if let Some(version) = d.model_version() {
+                        let found = models.get(&(entry.detector.clone(), entry.key.clone()));
+                        match found.map(|m| d.restore_model(m)) {
+                            Some(Ok(())) => {}
+                            Some(Err(e)) => {
+                                tracing::warn!(detector = %entry.detector, key = %entry.key, version, error = %e, "stored model not usable; the detector refits")
+                            }
+                            None => {
+                                tracing::warn!(detector = %entry.detector, key = %entry.key, version, "stored model not found; the detector refits")
+                            }
+                        }
                     }
                     Some(d)
                 }
@@ -163,6 +214,7 @@ impl Engine {
                     continue;
                 }
                 let slot = &mut self.slots[i];
+                let fits_models = slot.models;
                 let mut input = Input::new(event, &attrs);
                 if slot.series {
                     input.value = spec.value.number(event, &attrs);
@@ -173,16 +225,32 @@ impl Engine {
                 let key: Cow<'_, str> = match spec.key {
                     KeyBy::Entity => Cow::Borrowed(&event.entity),
                     KeyBy::EntityType => Cow::Owned(series_key(&event.entity, &event.event_type)),
+                    KeyBy::Type => {
+                        Cow::Owned(json!([self.partition, event.event_type]).to_string())
+                    }
+                    KeyBy::Global => Cow::Owned(json!([self.partition]).to_string()),
                 };
                 let verdict = match &mut slot.shared {
                     Some(shared) => shared.observe(&input),
                     None => {
                         let instance =
                             instance_for(slot, spec, self.ctx, &key, epoch, &mut touched, i);
-                        match instance.detector.as_mut() {
-                            Some(detector) => detector.observe(&input),
-                            None => continue,
+                        let Some(detector) = instance.detector.as_mut() else {
+                            continue;
+                        };
+                        let verdict = detector.observe(&input);
+                        if fits_models && let Some(f) = detector.take_fitted() {
+                            self.fitted.push(DetectorModel {
+                                detector: spec.id.clone(),
+                                key: key.to_string(),
+                                version: f.version,
+                                created_at: now_ms,
+                                trained_at: f.trained_at,
+                                rows: f.rows,
+                                model: f.model,
+                            });
                         }
+                        verdict
                     }
                 };
                 if !verdict.anomalous {
@@ -246,10 +314,14 @@ impl Engine {
                     continue;
                 }
             };
+            let mut saved = json!({ "state": state, "cooldown_until": instance.cooldown_until });
+            if let Some(version) = instance.detector.as_ref().and_then(|d| d.model_version()) {
+                saved["model_version"] = version.into();
+            }
             changes.push(StateChange {
                 detector: spec_id.clone(),
                 key,
-                state: Some(json!({ "state": state, "cooldown_until": instance.cooldown_until })),
+                state: Some(saved),
             });
         }
         changes
@@ -258,6 +330,11 @@ impl Engine {
     /// Whether anything changed since the last checkpoint.
     pub fn has_changes(&self) -> bool {
         !self.dirty.is_empty()
+    }
+
+    /// The model versions fitted since the last call, to be committed with the batch.
+    pub fn take_models(&mut self) -> Vec<DetectorModel> {
+        std::mem::take(&mut self.fitted)
     }
 }
 
@@ -371,6 +448,7 @@ mod tests {
             RuleContext {
                 lateness_ms: 60_000,
             },
+            0,
         )
     }
 
@@ -473,7 +551,7 @@ mod tests {
         let saved = saved(&e.checkpoint());
         assert!(saved.iter().any(|s| s.detector == "unusual_time_activity"));
         let mut restarted = engine();
-        restarted.restore(saved).unwrap();
+        restarted.restore(saved, &HashMap::new()).unwrap();
         let anomalies = restarted.process(&[signal(3, "u", "click", three_am + 120_000, "{}")], 0);
         assert!(
             anomalies
@@ -504,7 +582,7 @@ mod tests {
         let mut before = first.process(&events[..4], 0);
         let checkpoint = saved(&first.checkpoint());
         let mut second = engine();
-        second.restore(checkpoint).unwrap();
+        second.restore(checkpoint, &HashMap::new()).unwrap();
         before.extend(second.process(&events[4..], 0));
         let ids = |v: &[Anomaly]| {
             v.iter()
@@ -565,7 +643,7 @@ description = "{entity} {type} took {observed} ms"
 "#,
         ))
         .unwrap();
-        let mut e = Engine::new(config.detectors.into(), RuleContext::default());
+        let mut e = Engine::new(config.detectors.into(), RuleContext::default(), 0);
         let mut events = Vec::new();
         for i in 0..300u64 {
             let ms = if i == 299 {
@@ -624,7 +702,7 @@ description = "{entity} {type} looks unusual"
 "#,
         ))
         .unwrap();
-        let mut e = Engine::new(config.detectors.into(), RuleContext::default());
+        let mut e = Engine::new(config.detectors.into(), RuleContext::default(), 0);
         let mut events = Vec::new();
         for i in 0..1000u64 {
             let mut ev = signal(i, "host-1", "metrics", NOON + i as i64 * 1000, "{}");
@@ -656,19 +734,25 @@ description = "{entity} {type} looks unusual"
     fn a_bad_saved_state_names_detector_and_key() {
         let mut e = engine();
         let err = e
-            .restore(vec![StateEntry {
-                detector: "high_frequency_login".into(),
-                key: "u9".into(),
-                state: json!({"state": {"entries": "nope"}}),
-            }])
+            .restore(
+                vec![StateEntry {
+                    detector: "high_frequency_login".into(),
+                    key: "u9".into(),
+                    state: json!({"state": {"entries": "nope"}}),
+                }],
+                &HashMap::new(),
+            )
             .unwrap_err();
         assert!(err.to_string().contains("high_frequency_login") && err.to_string().contains("u9"));
         // Unknown detectors are ignored (removed from the configuration).
-        e.restore(vec![StateEntry {
-            detector: "gone".into(),
-            key: "k".into(),
-            state: json!({}),
-        }])
+        e.restore(
+            vec![StateEntry {
+                detector: "gone".into(),
+                key: "k".into(),
+                state: json!({}),
+            }],
+            &HashMap::new(),
+        )
         .unwrap();
     }
 }

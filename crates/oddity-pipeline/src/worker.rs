@@ -1,6 +1,7 @@
 //! The worker loop: read a batch, detect, commit atomically, repeat; on any failure, start over
 //! from what the store says.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -139,8 +140,14 @@ fn run(shared: &WorkerPool, partition: u32) -> Result<(), PipelineError> {
             stored: position,
         });
     }
-    let mut engine = Engine::new(shared.specs.clone(), options.ctx);
-    engine.restore(saved.entries)?;
+    let mut engine = Engine::new(shared.specs.clone(), options.ctx, partition);
+    let mut models = HashMap::new();
+    for (detector, key, version) in Engine::models_needed(&saved.entries) {
+        if let Some(m) = handle.block_on(store.detector_model(&detector, &key, Some(version)))? {
+            models.insert((detector, key), m.model);
+        }
+    }
+    engine.restore(saved.entries, &models)?;
     log.commit(partition, checkpoint_offset)?;
     if let Some(s) = status {
         s.position.store(position, Ordering::Relaxed);
@@ -159,6 +166,8 @@ fn run(shared: &WorkerPool, partition: u32) -> Result<(), PipelineError> {
             .min((position - reader.position()) as usize);
         handle.block_on(reader.read(&mut records, want, options.read_wait))?;
         engine.process(&decode(partition, &records), now_ms());
+        // Models fitted again by the replay were stored with the batches that first fitted them.
+        engine.take_models();
     }
     tracing::info!(
         partition,
@@ -201,6 +210,7 @@ fn run(shared: &WorkerPool, partition: u32) -> Result<(), PipelineError> {
             decode(partition, &records)
         };
         let anomalies = engine.process(&events, now_ms());
+        let models = engine.take_models();
         let to_offset = if n == 0 {
             position
         } else {
@@ -221,6 +231,7 @@ fn run(shared: &WorkerPool, partition: u32) -> Result<(), PipelineError> {
             anomalies,
             state,
             state_offset,
+            models,
         };
         handle.block_on(store.commit(batch))?;
         let committed_at = now_ms();

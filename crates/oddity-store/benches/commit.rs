@@ -109,6 +109,7 @@ impl Generator {
             anomalies,
             state: Vec::new(),
             state_offset: None,
+            models: Vec::new(),
         }
     }
 

@@ -50,6 +50,57 @@ pub struct CommitBatch {
     /// record below this offset (at most `to_offset`). [`Store::load_state`] returns it, and a
     /// restarting worker replays the log from there.
     pub state_offset: Option<u64>,
+    /// Models fitted by detectors during the batch, one version each. Saving a version that is
+    /// already stored (a replay after a crash fits it again) changes nothing.
+    pub models: Vec<DetectorModel>,
+}
+
+/// How many versions of a detector instance's model a store keeps: saving a newer one deletes
+/// those [`MODEL_VERSIONS_KEPT`] or more versions older than it.
+pub const MODEL_VERSIONS_KEPT: u32 = 10;
+
+/// One version of a model fitted by a pipeline detector (Isolation Forest, LOF, …) for one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorModel {
+    /// Detector id from the configuration.
+    pub detector: String,
+    /// The instance's key (a type, a series, an entity: see the detector's `key`).
+    pub key: String,
+    /// Version, from 1, increasing per (detector, key).
+    pub version: u32,
+    /// When it was fitted (wall clock, ms).
+    pub created_at: i64,
+    /// Event time of the observation that triggered the fit (ms).
+    pub trained_at: i64,
+    /// Rows it was fitted on.
+    pub rows: u64,
+    /// The model, as JSON.
+    pub model: serde_json::Value,
+}
+
+/// A stored detector model version without the model itself (for listings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorModelInfo {
+    pub detector: String,
+    pub key: String,
+    pub version: u32,
+    pub created_at: i64,
+    pub trained_at: i64,
+    pub rows: u64,
+}
+
+impl DetectorModel {
+    /// The listing line of this version.
+    pub fn info(&self) -> DetectorModelInfo {
+        DetectorModelInfo {
+            detector: self.detector.clone(),
+            key: self.key.clone(),
+            version: self.version,
+            created_at: self.created_at,
+            trained_at: self.trained_at,
+            rows: self.rows,
+        }
+    }
 }
 
 /// A partition's saved detector state and the log offset it reflects.
@@ -240,4 +291,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Checks that the store answers (for health endpoints).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The stored model versions of `detector`, by key then version (empty for a detector
+    /// that never fitted one).
+    async fn detector_models(&self, detector: &str) -> Result<Vec<DetectorModelInfo>, StoreError>;
+
+    /// One stored model version of (`detector`, `key`); the newest when `version` is `None`.
+    async fn detector_model(
+        &self,
+        detector: &str,
+        key: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DetectorModel>, StoreError>;
 }

@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use crate::AppState;
 
 mod anomalies;
+mod detectors;
 pub(crate) use events::body_or_error;
 mod events;
 mod series;
@@ -33,4 +34,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/series/{id}/unpin", post(series::unpin))
         .route("/v1/series/{id}/rollback", post(series::rollback))
         .route("/v1/series/{id}/plot", get(series::plot))
+        .route("/v1/detectors/{id}/models", get(detectors::list_models))
+        .route(
+            "/v1/detectors/{id}/models/{version}",
+            get(detectors::get_model),
+        )
 }

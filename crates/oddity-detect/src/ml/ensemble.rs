@@ -89,6 +89,7 @@ impl EnsembleConfig {
         Ok(Ensemble {
             weights: self.weights.clone(),
             threshold: self.threshold,
+            normalisation: Normalisation::Cdf,
             members: vec![],
         })
     }
@@ -147,6 +148,31 @@ impl ScoreCalibration {
         Ok(ScoreCalibration { knots, spread })
     }
 
+    /// How rare a raw score is, on a log scale fixed by the training rows:
+    /// `ln(1 / tail) / ln(2n)`, where `tail = 1 − CDF` and `n` the number of training scores
+    /// (so `2n = 1 / tail` of the top training row). The median training row is about
+    /// `0.69 / ln(2n)` (0.08 with 5,000 rows), the 99th percentile `ln(100) / ln(2n)` (0.5), the
+    /// top training row 1, and rows beyond everything seen go above 1 (callers clamp). Unlike
+    /// the CDF, a threshold near 1 on this scale means "rarer than nearly all training rows"
+    /// whatever the number of rows. NaN stays NaN.
+    pub fn rarity(&self, s: f64) -> f64 {
+        let last = self.knots[self.knots.len() - 1];
+        let top_tail = 1.0 - last.1;
+        let tail = if s >= last.0 {
+            // computed directly: 1 − normalise(s) would round to 0 far in the tail
+            top_tail * (-(s - last.0) / self.spread).exp()
+        } else {
+            1.0 - self.normalise(s)
+        };
+        if s.is_nan() {
+            return f64::NAN;
+        }
+        if tail <= 0.0 {
+            return f64::INFINITY;
+        }
+        (1.0 / tail).ln() / (1.0 / top_tail).ln()
+    }
+
     /// The normalised score of a raw score: in (0, 1), NaN stays NaN.
     pub fn normalise(&self, s: f64) -> f64 {
         let (first, last) = (self.knots[0], self.knots[self.knots.len() - 1]);
@@ -197,6 +223,18 @@ pub struct EnsembleVerdict {
     pub detector_results: BTreeMap<String, MemberScore>,
 }
 
+/// How member scores are put on one scale before they are averaged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Normalisation {
+    /// The calibrated CDF ([`ScoreCalibration::normalise`]): the share of training rows a row
+    /// is more anomalous than (seed 003's ensemble, the tabular evaluation).
+    #[default]
+    Cdf,
+    /// The rarity on a log scale, capped at 1 ([`ScoreCalibration::rarity`]): what alerting
+    /// thresholds need (the pipeline's batch-model detectors).
+    Rarity,
+}
+
 /// Fitted models combined by weighted mean of calibrated scores (see the module docs).
 ///
 /// Members are trait objects, so the ensemble itself is not serde: store each member model
@@ -205,10 +243,17 @@ pub struct EnsembleVerdict {
 pub struct Ensemble {
     weights: BTreeMap<String, f64>,
     threshold: f64,
+    normalisation: Normalisation,
     members: Vec<Member>,
 }
 
 impl Ensemble {
+    /// The same ensemble, normalising member scores with `normalisation`.
+    pub fn with_normalisation(mut self, normalisation: Normalisation) -> Self {
+        self.normalisation = normalisation;
+        self
+    }
+
     /// Adds a member with an explicit weight, calibrated on `training_scores`: its scores of the
     /// training rows (from `Estimator::fit_score`, or `score_batch` of the training matrix).
     pub fn push(
@@ -311,10 +356,11 @@ impl Ensemble {
         let (mut sum, mut total) = (0.0, 0.0);
         for (i, m) in self.members.iter().enumerate() {
             let raw = raw.get(i).copied().unwrap_or(f64::NAN);
-            let normalised = match m.calibration.normalise(raw) {
-                n if n.is_nan() => 1.0,
-                n => n,
+            let normalised = match self.normalisation {
+                Normalisation::Cdf => m.calibration.normalise(raw),
+                Normalisation::Rarity => m.calibration.rarity(raw).min(1.0),
             };
+            let normalised = if normalised.is_nan() { 1.0 } else { normalised };
             sum += m.weight * normalised;
             total += m.weight;
             detector_results.insert(
@@ -378,6 +424,24 @@ mod tests {
             .map(|i| vec![i as f64 / n as f64, ((i * 37) % n) as f64 / n as f64])
             .collect();
         Matrix::from_rows(&rows).unwrap()
+    }
+
+    #[test]
+    fn rarity_is_one_at_the_top_training_row_and_keeps_order_beyond() {
+        let scores: Vec<f64> = (0..5_000).map(f64::from).collect();
+        let c = ScoreCalibration::fit(&scores).unwrap();
+        let ln_2n = (10_000f64).ln();
+        assert!((c.rarity(4_999.0) - 1.0).abs() < 1e-12);
+        // the 99th percentile: tail 1 %
+        assert!((c.rarity(4_950.0) - (100f64).ln() / ln_2n).abs() < 5e-3);
+        assert!(c.rarity(2_500.0) < 0.1);
+        let far = [5_000.0, 6_000.0, 1e6, 1e300];
+        for w in far.windows(2) {
+            assert!(c.rarity(w[0]) <= c.rarity(w[1]), "{w:?}");
+        }
+        assert!(c.rarity(6_000.0) > 1.0 && c.rarity(6_000.0).is_finite());
+        assert!(c.rarity(f64::NAN).is_nan());
+        assert!(c.rarity(-1e9) >= 0.0);
     }
 
     #[test]

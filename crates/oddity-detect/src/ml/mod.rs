@@ -12,12 +12,15 @@ pub mod isolation_forest;
 pub mod kernel;
 pub mod lof;
 mod matrix;
+pub mod model_detector;
 mod neighbors;
 pub mod one_class_svm;
 pub mod zscore;
 
 pub use common::Contamination;
-pub use ensemble::{Ensemble, EnsembleConfig, EnsembleVerdict, MemberScore, ScoreCalibration};
+pub use ensemble::{
+    Ensemble, EnsembleConfig, EnsembleVerdict, MemberScore, Normalisation, ScoreCalibration,
+};
 pub use half_space_trees::{
     FeatureBounds, HalfSpaceTrees, HalfSpaceTreesConfig, HalfSpaceTreesDetector,
     HalfSpaceTreesModel,
@@ -25,6 +28,7 @@ pub use half_space_trees::{
 pub use isolation_forest::{IsolationForest, IsolationForestModel, MaxSamples};
 pub use lof::{LocalOutlierFactor, LofModel};
 pub use matrix::Matrix;
+pub use model_detector::{ModelDetector, ModelDetectorConfig, ModelKind};
 pub use one_class_svm::{OneClassSvm, OneClassSvmConfig, OneClassSvmModel};
 pub use zscore::{ZScore, ZScoreModel};
 

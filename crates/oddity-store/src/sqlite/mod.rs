@@ -102,8 +102,8 @@ use tokio::sync::Semaphore;
 use oddity_model::Event;
 
 use crate::{
-    AnomalyQuery, CommitBatch, EntityRisk, EventQuery, Page, PurgeReport, SavedState, Stats, Store,
-    StoreError, StoredAnomaly,
+    AnomalyQuery, CommitBatch, DetectorModel, DetectorModelInfo, EntityRisk, EventQuery, Page,
+    PurgeReport, SavedState, Stats, Store, StoreError, StoredAnomaly,
 };
 
 /// Tuning of a [`SqliteStore`]. The defaults suit one machine running the whole pipeline.
@@ -371,6 +371,23 @@ impl Store for SqliteStore {
                 .map(|_| ())?)
         })
         .await
+    }
+
+    async fn detector_models(&self, detector: &str) -> Result<Vec<DetectorModelInfo>, StoreError> {
+        let detector = detector.to_owned();
+        self.read(move |conn| query::detector_models(conn, &detector))
+            .await
+    }
+
+    async fn detector_model(
+        &self,
+        detector: &str,
+        key: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DetectorModel>, StoreError> {
+        let (detector, key) = (detector.to_owned(), key.to_owned());
+        self.read(move |conn| query::detector_model(conn, &detector, &key, version))
+            .await
     }
 }
 

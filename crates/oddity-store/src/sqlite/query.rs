@@ -21,8 +21,8 @@ use super::codec::{ANOMALY_COLUMNS, EVENT_COLUMNS, anomaly_from_row, event_from_
 use super::postings;
 use super::write::hour_of;
 use crate::{
-    AnomalyQuery, EntityRisk, EventQuery, Page, SavedState, StateEntry, Stats, StoreError,
-    StoredAnomaly,
+    AnomalyQuery, DetectorModel, DetectorModelInfo, EntityRisk, EventQuery, Page, SavedState,
+    StateEntry, Stats, StoreError, StoredAnomaly,
 };
 
 /// Number of entities in each top list of [`Stats`].
@@ -400,6 +400,67 @@ pub(super) fn entity_risk(
         risk.recent_anomalies += recent;
     }
     Ok(risk)
+}
+
+/// The stored model versions of `detector`, by key then version.
+pub(super) fn detector_models(
+    conn: &mut Connection,
+    detector: &str,
+) -> Result<Vec<DetectorModelInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, version, created_at, trained_at, rows FROM detector_models
+         WHERE detector = ?1 ORDER BY key, version",
+    )?;
+    let rows = stmt.query_map([detector], |r| {
+        Ok(DetectorModelInfo {
+            detector: detector.to_owned(),
+            key: r.get(0)?,
+            version: r.get(1)?,
+            created_at: r.get(2)?,
+            trained_at: r.get(3)?,
+            rows: r.get::<_, i64>(4)?.max(0) as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One stored model version (the newest when `version` is `None`).
+pub(super) fn detector_model(
+    conn: &mut Connection,
+    detector: &str,
+    key: &str,
+    version: Option<u32>,
+) -> Result<Option<DetectorModel>, StoreError> {
+    let found = conn
+        .prepare_cached(
+            "SELECT version, created_at, trained_at, rows, model FROM detector_models
+             WHERE detector = ?1 AND key = ?2 AND (?3 IS NULL OR version = ?3)
+             ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row(params![detector, key, version], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((version, created_at, trained_at, rows, model)) = found else {
+        return Ok(None);
+    };
+    let model = serde_json::from_str(&model)
+        .map_err(|e| StoreError::Corrupt(format!("model {detector}/{key} v{version}: {e}")))?;
+    Ok(Some(DetectorModel {
+        detector: detector.to_owned(),
+        key: key.to_owned(),
+        version,
+        created_at,
+        trained_at,
+        rows: rows.max(0) as u64,
+        model,
+    }))
 }
 
 #[cfg(test)]

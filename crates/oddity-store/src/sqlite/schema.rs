@@ -22,6 +22,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/V3__entity_counts_watermark.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/V4__detector_models.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

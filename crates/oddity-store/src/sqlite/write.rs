@@ -15,7 +15,7 @@ use oddity_model::{Anomaly, Event};
 use super::codec::{event_json, fields_column, to_sql_int, value_column};
 use super::counts::{BatchCounts, PendingCounts};
 use super::postings;
-use crate::{CommitBatch, StateChange, StoreError};
+use crate::{CommitBatch, DetectorModel, MODEL_VERSIONS_KEPT, StateChange, StoreError};
 
 /// One hour in milliseconds: the granularity of the arrival-count aggregates.
 pub(super) const HOUR_MS: i64 = 3_600_000;
@@ -76,6 +76,7 @@ pub(super) fn commit(
     }
     insert_anomalies(&tx, &batch.anomalies)?;
     apply_state(&tx, batch.partition, &batch.state)?;
+    insert_models(&tx, &batch.models)?;
     tx.prepare_cached(
         "INSERT INTO positions (partition, next_offset, state_offset) VALUES (?1, ?2, coalesce(?3, 0))
          ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset,
@@ -187,6 +188,42 @@ fn insert_anomalies(tx: &Transaction<'_>, anomalies: &[Anomaly]) -> Result<(), S
             explanation,
             event_json(&a.event)?,
             a.detected_at
+        ])?;
+    }
+    Ok(())
+}
+
+/// Saves detector model versions (a version already stored is left as it is) and prunes the
+/// versions [`MODEL_VERSIONS_KEPT`] or more below each new one.
+fn insert_models(tx: &Transaction<'_>, models: &[DetectorModel]) -> Result<(), StoreError> {
+    for m in models {
+        let json = serde_json::to_string(&m.model).map_err(|e| {
+            StoreError::Encode(format!(
+                "model {}/{} v{}: {e}",
+                m.detector, m.key, m.version
+            ))
+        })?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO detector_models
+                 (detector, key, version, created_at, trained_at, rows, model)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            m.detector,
+            m.key,
+            m.version,
+            m.created_at,
+            m.trained_at,
+            to_sql_int(m.rows, "rows")?,
+            json
+        ])?;
+        tx.prepare_cached(
+            "DELETE FROM detector_models WHERE detector = ?1 AND key = ?2 AND version <= ?3",
+        )?
+        .execute(params![
+            m.detector,
+            m.key,
+            i64::from(m.version) - i64::from(MODEL_VERSIONS_KEPT)
         ])?;
     }
     Ok(())

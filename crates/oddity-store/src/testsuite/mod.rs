@@ -101,6 +101,7 @@ pub fn batch(
         anomalies,
         state: Vec::new(),
         state_offset: None,
+        models: Vec::new(),
     }
 }
 
@@ -164,6 +165,7 @@ macro_rules! store_test_suite {
             entity_risk_and_score,
             purge_deletes_by_arrival_time,
             ping_answers,
+            detector_models_versions_replay_and_pruning,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

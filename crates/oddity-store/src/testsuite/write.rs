@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use oddity_model::{EventId, Severity};
 use serde_json::json;
 
-use super::{T0, anomaly, batch, event, events_at, must_commit, newest_first};
+use super::{HOUR, T0, anomaly, batch, event, events_at, must_commit, newest_first};
 use crate::{
-    AnomalyQuery, CommitBatch, EventQuery, SavedState, StateChange, StateEntry, Store, StoreError,
+    AnomalyQuery, CommitBatch, DetectorModel, EventQuery, MODEL_VERSIONS_KEPT, SavedState,
+    StateChange, StateEntry, Store, StoreError,
 };
 
 fn all_events() -> EventQuery {
@@ -413,4 +414,134 @@ pub async fn checkpoint_offset_is_kept_until_the_next_checkpoint<S: Store>(store
         "a checkpoint cannot be ahead of the batch"
     );
     assert_eq!(store.positions().await.unwrap()[&4], 25);
+}
+
+/// A model version of (`detector`, `key`) whose JSON names its version.
+fn model(detector: &str, key: &str, version: u32) -> DetectorModel {
+    DetectorModel {
+        detector: detector.into(),
+        key: key.into(),
+        version,
+        created_at: T0 + i64::from(version),
+        trained_at: T0 - HOUR + i64::from(version),
+        rows: 1_000 + u64::from(version),
+        model: json!({ "version": version, "trees": [[0.5, 1.25e-300]], "name": "naïve ✓" }),
+    }
+}
+
+/// Detector models: saved with the batch, listed by key and version, fetched by version or
+/// newest, a re-saved version ignored (replay), old versions pruned, nothing saved by a
+/// rejected batch.
+pub async fn detector_models_versions_replay_and_pruning<S: Store>(store: &S) {
+    assert!(store.detector_models("forest").await.unwrap().is_empty());
+    assert_eq!(
+        store.detector_model("forest", "k", None).await.unwrap(),
+        None
+    );
+    let b = CommitBatch {
+        partition: 0,
+        to_offset: 5,
+        models: vec![model("forest", "[0,\"cpu\"]", 1), model("forest", "b", 1)],
+        ..CommitBatch::default()
+    };
+    must_commit(store, b).await;
+    let got = store
+        .detector_model("forest", "[0,\"cpu\"]", Some(1))
+        .await
+        .unwrap();
+    assert_eq!(got, Some(model("forest", "[0,\"cpu\"]", 1)));
+    // A replay fits version 1 again, later, maybe differently: the stored one stays.
+    let mut again = model("forest", "b", 1);
+    again.created_at += 99;
+    again.model = json!({"other": true});
+    let b = CommitBatch {
+        partition: 0,
+        from_offset: 5,
+        to_offset: 6,
+        models: vec![again, model("forest", "b", 2)],
+        ..CommitBatch::default()
+    };
+    must_commit(store, b).await;
+    assert_eq!(
+        store.detector_model("forest", "b", Some(1)).await.unwrap(),
+        Some(model("forest", "b", 1))
+    );
+    assert_eq!(
+        store.detector_model("forest", "b", None).await.unwrap(),
+        Some(model("forest", "b", 2)),
+        "no version means the newest"
+    );
+    assert_eq!(
+        store.detector_model("forest", "b", Some(3)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.detector_model("other", "b", None).await.unwrap(),
+        None
+    );
+    let listed: Vec<(String, u32)> = store
+        .detector_models("forest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.key, i.version))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("[0,\"cpu\"]".to_owned(), 1),
+            ("b".to_owned(), 1),
+            ("b".to_owned(), 2)
+        ]
+    );
+    assert_eq!(
+        store.detector_models("forest").await.unwrap()[0],
+        model("forest", "[0,\"cpu\"]", 1).info()
+    );
+    // A rejected batch saves no model.
+    let bad = CommitBatch {
+        partition: 0,
+        from_offset: 0,
+        to_offset: 1,
+        models: vec![model("forest", "c", 1)],
+        ..CommitBatch::default()
+    };
+    assert!(store.commit(bad).await.is_err());
+    assert!(
+        store
+            .detector_model("forest", "c", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Saving version 3 .. 3 + KEPT keeps the newest KEPT versions of that key only.
+    let newest = 2 + MODEL_VERSIONS_KEPT + 1;
+    let b = CommitBatch {
+        partition: 0,
+        from_offset: 6,
+        to_offset: 7,
+        models: (3..=newest).map(|v| model("forest", "b", v)).collect(),
+        ..CommitBatch::default()
+    };
+    must_commit(store, b).await;
+    let versions: Vec<u32> = store
+        .detector_models("forest")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.key == "b")
+        .map(|i| i.version)
+        .collect();
+    assert_eq!(
+        versions,
+        (newest - MODEL_VERSIONS_KEPT + 1..=newest).collect::<Vec<_>>()
+    );
+    assert!(
+        store
+            .detector_model("forest", "[0,\"cpu\"]", Some(1))
+            .await
+            .unwrap()
+            .is_some(),
+        "pruning is per key"
+    );
 }
