@@ -731,6 +731,78 @@ description = "{entity} {type} looks unusual"
     }
 
     #[test]
+    fn batch_models_key_by_partition_and_type_hand_over_versions_and_restore() {
+        let config = Config::load(Some(
+            r#"
+[[detectors]]
+id = "forest"
+kind = "isolation_forest"
+features = ["fields.x", "fields.y"]
+warm_up = 100
+window = 200
+refit_every = "0s"
+severity = "low"
+description = "{entity}"
+"#,
+        ))
+        .unwrap();
+        let specs: Arc<[DetectorSpec]> = config.detectors.into();
+        let row = |i: i64, x: f64| {
+            let mut e = Event::new(format!("h{}", i % 7), "metrics", i * 1_000);
+            e.id = EventId::new(3, i as u64);
+            e.fields.insert("x".into(), x);
+            e.fields.insert("y".into(), ((i * 37) % 11) as f64);
+            e
+        };
+        let events: Vec<Event> = (0..150).map(|i| row(i, (i % 13) as f64)).collect();
+        let mut a = Engine::new(specs.clone(), RuleContext::default(), 3);
+        a.process(&events, 77);
+        let models = a.take_models();
+        assert_eq!(models.len(), 1, "one fit after the warm-up");
+        let m = &models[0];
+        assert_eq!(
+            (m.detector.as_str(), m.key.as_str()),
+            ("forest", "[3,\"metrics\"]")
+        );
+        assert_eq!(
+            (m.version, m.rows, m.created_at, m.trained_at),
+            (1, 100, 77, 99_000)
+        );
+        assert!(a.take_models().is_empty(), "handed over once");
+        let changes = a.checkpoint();
+        assert_eq!(
+            changes.len(),
+            1,
+            "one instance for every entity of the type"
+        );
+        let entries = saved(&changes);
+        assert_eq!(entries[0].state["model_version"], 1);
+        assert_eq!(
+            Engine::models_needed(&entries),
+            vec![("forest".to_owned(), "[3,\"metrics\"]".to_owned(), 1)]
+        );
+        // A restart with the stored model continues exactly; without it, the detector refits.
+        let stored = HashMap::from([(("forest".to_owned(), m.key.clone()), m.model.clone())]);
+        let mut b = Engine::new(specs.clone(), RuleContext::default(), 3);
+        b.restore(entries.clone(), &stored).unwrap();
+        let mut c = Engine::new(specs, RuleContext::default(), 3);
+        c.restore(entries, &HashMap::new()).unwrap();
+        let later: Vec<Event> = (150..160)
+            .map(|i| row(i, if i == 155 { 500.0 } else { (i % 13) as f64 }))
+            .collect();
+        let (from_a, from_b) = (a.process(&later, 0), b.process(&later, 0));
+        assert_eq!(from_a, from_b);
+        assert_eq!(from_a.len(), 1, "{from_a:?}");
+        assert!(b.take_models().is_empty());
+        c.process(&later, 0);
+        assert_eq!(
+            c.take_models()[0].version,
+            2,
+            "refitted: the model was missing"
+        );
+    }
+
+    #[test]
     fn a_bad_saved_state_names_detector_and_key() {
         let mut e = engine();
         let err = e
