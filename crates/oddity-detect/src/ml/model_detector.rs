@@ -343,6 +343,8 @@ struct StoredModel {
     rows: u64,
     /// Per-feature minimum and maximum of the training rows.
     ranges: Vec<(f64, f64)>,
+    /// The configured threshold when it was fitted (a record: verdicts use the current
+    /// configuration's).
     threshold: f64,
     members: Vec<StoredMember>,
 }
@@ -460,6 +462,8 @@ impl ModelDetector {
     fn due(&self, ts: i64) -> bool {
         let enough = self.state.since_fit >= self.config.warm_up as u64;
         match (&self.model, self.state.fitted_at) {
+            // After a failed fit, wait for `warm_up` new rows rather than retry at every row.
+            (None, _) if self.state.last_error.is_some() => enough,
             // First fit, or a model that could not be restored: as soon as the window allows.
             (None, _) => self.rows_in_window() >= self.config.warm_up,
             (Some(_), _) if self.config.refit_every.is_zero() => false,
@@ -594,7 +598,7 @@ impl Detector for ModelDetector {
                 let v = current.ensemble.evaluate(&row);
                 let outside = current.outside(&row, self.config.range_margin);
                 let score = if outside.is_empty() { v.score } else { 1.0 };
-                if score > current.ensemble.threshold() {
+                if score > self.config.threshold {
                     let parts = v.detector_results;
                     Verdict::anomaly(score, self.explain(current, &row, parts, &outside))
                 } else {
@@ -644,6 +648,17 @@ impl Detector for ModelDetector {
             return Err(DetectError::State(format!(
                 "the stored model was fitted on features {:?}, the configuration has {:?}",
                 stored.features, features
+            )));
+        }
+        let members: BTreeMap<String, f64> = stored
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), m.weight))
+            .collect();
+        if members != self.config.members(self.kind) {
+            return Err(DetectError::State(format!(
+                "the stored model has members {members:?}, the configuration {:?}",
+                self.config.members(self.kind)
             )));
         }
         self.model = Some(Current::from_stored(stored)?);
@@ -875,6 +890,48 @@ mod tests {
         observe(&mut b, &ordinary(250));
         let f = b.take_fitted().expect("refitted at once");
         assert_eq!((f.version, f.rows), (2, 251));
+    }
+
+    #[test]
+    fn a_failed_fit_waits_for_warm_up_new_rows_before_retrying() {
+        let broken = ModelDetectorConfig {
+            isolation_forest: Some(IsolationForest {
+                n_estimators: 0,
+                ..Default::default()
+            }),
+            ..config("one")
+        };
+        let mut d = broken.build_unchecked(ModelKind::IsolationForest);
+        for i in 0..200 {
+            observe(&mut d, &ordinary(i));
+        }
+        assert!(d.take_fitted().is_none());
+        let error = d.last_error().expect("the fit failed").to_owned();
+        assert!(error.contains("n_estimators"), "{error}");
+        assert_eq!(d.state.since_fit, 0);
+        for i in 200..399 {
+            observe(&mut d, &ordinary(i));
+        }
+        assert_eq!(d.state.since_fit, 199, "no retry before warm_up new rows");
+        observe(&mut d, &ordinary(399));
+        assert_eq!(d.state.since_fit, 0, "retried");
+    }
+
+    #[test]
+    fn restore_rejects_a_model_of_other_members() {
+        let mut a = config("ensemble").build(ModelKind::Ensemble).unwrap();
+        for i in 0..200 {
+            observe(&mut a, &ordinary(i));
+        }
+        let model = a.take_fitted().unwrap().model;
+        let mut other = ModelDetectorConfig {
+            weights: Some(BTreeMap::from([("isolation_forest".into(), 1.0)])),
+            ..config("ensemble")
+        }
+        .build(ModelKind::Ensemble)
+        .unwrap();
+        let err = other.restore_model(&model).unwrap_err().to_string();
+        assert!(err.contains("members"), "{err}");
     }
 
     #[test]
