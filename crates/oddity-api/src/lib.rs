@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use axum::Router;
 
-use oddity_config::IngestConfig;
+use oddity_config::{DetectorSpec, IngestConfig};
 use oddity_log::Log;
 use oddity_pipeline::PipelineStatus;
 use oddity_store::{ModelStore, Store};
@@ -53,6 +53,8 @@ pub struct AppState {
     pub models: Arc<dyn ModelStore>,
     /// Counters of the per-series API (seed 001's `/healthcheck`).
     pub series_metrics: Arc<series_metrics::SeriesMetrics>,
+    /// The configured detectors (`/v1/detectors`).
+    pub detectors: Arc<[DetectorSpec]>,
 }
 
 impl AppState {

@@ -94,18 +94,34 @@ async fn isolation_forest_fits_detects_stores_versions_and_survives_a_restart() 
     let server = TestServer::start(&data, &args);
     let http = client();
 
-    // Before any fit: 404 with a reason.
-    let resp = http
-        .get(server.url("/v1/detectors/host_outlier/models"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    let body: Value = resp.json().await.unwrap();
-    assert!(
-        body["error"].as_str().unwrap().contains("warm-up"),
-        "{body}"
+    // The configured detectors; before any fit, an empty list of models.
+    let listed = get_json(&http, &server.url("/v1/detectors")).await;
+    assert_eq!(
+        listed["detectors"],
+        json!([{"id": "host_outlier", "kind": "isolation_forest", "key": "type",
+                "types": ["host_metrics"], "features": ["fields.cpu", "fields.mem"]}])
     );
+    assert!(models(&http, &server).await.is_empty());
+    for (path, status, message) in [
+        (
+            "/v1/detectors/nope/models",
+            404,
+            "unknown detector `nope` (configured: host_outlier)",
+        ),
+        (
+            "/v1/detectors/host_outlier/models/latest",
+            404,
+            "still in its warm-up",
+        ),
+    ] {
+        let resp = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(message),
+            "{path}: {body}"
+        );
+    }
 
     // 3,000 ordinary rows (about 1,500 per partition: a fit after 500, refits every 10 minutes
     // of event time and 500 new rows), then one outlier.

@@ -295,6 +295,18 @@ pub enum KeyBy {
     Global,
 }
 
+impl KeyBy {
+    /// The name used in configuration files and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyBy::Entity => "entity",
+            KeyBy::EntityType => "entity_type",
+            KeyBy::Type => "type",
+            KeyBy::Global => "global",
+        }
+    }
+}
+
 impl DetectorSpec {
     /// Whether the detector looks at events of this type.
     pub fn accepts_type(&self, event_type: &str) -> bool {

@@ -95,10 +95,11 @@ pub async fn serve(
         checkpoint_every: config.pipeline.checkpoint_interval,
         ..WorkerOptions::default()
     };
+    let specs: Arc<[oddity_config::DetectorSpec]> = config.detectors.clone().into();
     let workers = WorkerPool {
         log: log_dyn.clone(),
         store: store.clone(),
-        specs: config.detectors.clone().into(),
+        specs: specs.clone(),
         options,
         status: status.clone(),
         shutdown: workers_shutdown.clone(),
@@ -128,6 +129,7 @@ pub async fn serve(
         status: status.clone(),
         models,
         series_metrics: Arc::new(oddity_api::series_metrics::SeriesMetrics::new()),
+        detectors: specs,
     };
     let app = oddity_api::app(state);
     on_listening(addr);

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/series/{id}/unpin", post(series::unpin))
         .route("/v1/series/{id}/rollback", post(series::rollback))
         .route("/v1/series/{id}/plot", get(series::plot))
+        .route("/v1/detectors", get(detectors::list_detectors))
         .route("/v1/detectors/{id}/models", get(detectors::list_models))
         .route(
             "/v1/detectors/{id}/models/{version}",
