@@ -17,8 +17,8 @@ use oddity_detect::rules::{
     TimeOfDayConfig,
 };
 use oddity_detect::stats::{
-    ChangePointConfig, EwmaConfig, MadConfig, SeasonalConfig, StatsConfig, StreamingConfig,
-    ZscoreConfig,
+    AggregateConfig, ChangePointConfig, EwmaConfig, MadConfig, SeasonalConfig, StatsConfig,
+    StreamingConfig, ZscoreConfig,
 };
 use oddity_detect::template::Template;
 use oddity_detect::{Detector, DetectorKind};
@@ -277,6 +277,8 @@ pub struct DetectorSpec {
     /// How instances are keyed: by entity (rules), by entity and type (series detectors), by
     /// type or globally (batch models).
     pub key: KeyBy,
+    /// Per-series kinds: watch per-interval counts (sums, means, maxima) instead of each value.
+    pub aggregate: Option<AggregateConfig>,
     pub params: DetectorParams,
 }
 
@@ -308,6 +310,21 @@ impl KeyBy {
 }
 
 impl DetectorSpec {
+    /// A new detector instance (one per key), behind its aggregation when it has one.
+    pub fn build(&self, ctx: RuleContext) -> Box<dyn Detector> {
+        let detector = self.params.build(ctx);
+        match &self.aggregate {
+            Some(aggregate) => aggregate.wrap(detector),
+            None => detector,
+        }
+    }
+
+    /// Whether an event needs the `value_field` number to be seen (per-series kinds, unless
+    /// they count events per interval).
+    pub fn needs_value(&self) -> bool {
+        self.params.is_series() && !self.aggregate.is_some_and(|a| a.counts_events())
+    }
+
     /// Whether the detector looks at events of this type.
     pub fn accepts_type(&self, event_type: &str) -> bool {
         self.types.is_empty() || self.types.contains(event_type)
@@ -332,13 +349,15 @@ struct Envelope {
     value_field: Option<FieldPath>,
     #[serde(default)]
     key: Option<KeyBy>,
+    #[serde(default)]
+    aggregate: Option<AggregateConfig>,
 }
 
 const fn enabled_default() -> bool {
     true
 }
 
-const ENVELOPE_KEYS: [&str; 9] = [
+const ENVELOPE_KEYS: [&str; 10] = [
     "id",
     "types",
     "where",
@@ -348,6 +367,7 @@ const ENVELOPE_KEYS: [&str; 9] = [
     "enabled",
     "value_field",
     "key",
+    "aggregate",
 ];
 
 /// Parses every `[[detectors]]` entry, recording each problem; returns the enabled, valid ones.
@@ -438,6 +458,21 @@ pub(crate) fn parse_all(
         if envelope.cooldown.is_some_and(|c| c.is_zero()) {
             errors.push(&at, "cooldown must be longer than 0s (or absent)".into());
         }
+        if let Some(aggregate) = &envelope.aggregate {
+            if params.is_series() {
+                for problem in aggregate.validate() {
+                    errors.push(&at, problem);
+                }
+            } else {
+                errors.push(
+                    &at,
+                    format!(
+                        "`aggregate` applies to per-series kinds only, not to {}",
+                        params.kind()
+                    ),
+                );
+            }
+        }
         if envelope.value_field.is_some() && !params.is_series() {
             errors.push(
                 &at,
@@ -458,6 +493,7 @@ pub(crate) fn parse_all(
                 cooldown: envelope.cooldown,
                 value: envelope.value_field.unwrap_or(FieldPath::Value),
                 key,
+                aggregate: envelope.aggregate,
                 params,
             });
         }
@@ -591,6 +627,47 @@ description = "x"
                 .cloned(),
             &mut errors,
         );
+        let aggregates = r#"
+[[detectors]]
+id = "volume"
+kind = "streaming"
+aggregate = { every = "1m" }
+severity = "low"
+description = "x"
+[[detectors]]
+id = "rule"
+kind = "count"
+field = "a"
+more_than = 1
+aggregate = { every = "1m", of = "sum" }
+severity = "low"
+description = "x"
+[[detectors]]
+id = "zero"
+kind = "mad"
+aggregate = { every = "0s", of = "mean", max_gap = 0 }
+severity = "low"
+description = "x"
+"#;
+        let mut agg_errors = ConfigErrors::default();
+        let specs = parse_all(
+            aggregates
+                .parse::<toml::Table>()
+                .unwrap()
+                .get("detectors")
+                .cloned(),
+            &mut agg_errors,
+        );
+        assert!(specs[0].aggregate.is_some_and(|a| a.counts_events()));
+        assert!(!specs[0].needs_value());
+        let agg_text = agg_errors.to_string();
+        for want in [
+            "`aggregate` applies to per-series kinds only, not to count",
+            "aggregate.every must be at least 1ms",
+            "aggregate.max_gap must be at least 1",
+        ] {
+            assert!(agg_text.contains(want), "missing {want:?} in {agg_text}");
+        }
         let text = errors.to_string();
         for want in [
             "features: name at least one number",

@@ -68,6 +68,8 @@ struct Slot {
     shared: Option<Box<dyn Detector>>,
     /// A per-series detector: it observes the number its `value` setting names.
     series: bool,
+    /// Events without that number are skipped (all but per-interval counts).
+    needs_value: bool,
     /// A detector that fits models ([`Detector::take_fitted`]).
     models: bool,
     instances: HashMap<String, Instance>,
@@ -106,6 +108,7 @@ impl Engine {
             .map(|s| Slot {
                 shared: s.params.is_stateless().then(|| s.params.build(ctx)),
                 series: s.params.is_series(),
+                needs_value: s.needs_value(),
                 models: s.params.model().is_some(),
                 instances: HashMap::new(),
             })
@@ -158,7 +161,7 @@ impl Engine {
             let detector = match &self.slots[i].shared {
                 Some(_) => None,
                 None => {
-                    let mut d = self.specs[i].params.build(self.ctx);
+                    let mut d = self.specs[i].build(self.ctx);
                     let saved = entry.state.get("state").cloned().unwrap_or(Value::Null);
                     if !saved.is_null() {
                         d.restore(&DetectorState(saved))
@@ -218,7 +221,7 @@ impl Engine {
                 let mut input = Input::new(event, &attrs);
                 if slot.series {
                     input.value = spec.value.number(event, &attrs);
-                    if input.value.is_none() {
+                    if input.value.is_none() && slot.needs_value {
                         continue;
                     }
                 }
@@ -354,7 +357,7 @@ fn instance_for<'s>(
     index: usize,
 ) -> &'s mut Instance {
     if !slot.instances.contains_key(entity) {
-        let detector = slot.shared.is_none().then(|| spec.params.build(ctx));
+        let detector = slot.shared.is_none().then(|| spec.build(ctx));
         slot.instances.insert(
             entity.to_owned(),
             Instance {
@@ -800,6 +803,49 @@ description = "{entity}"
             2,
             "refitted: the model was missing"
         );
+    }
+
+    #[test]
+    fn aggregated_series_count_events_without_values_per_interval() {
+        let config = Config::load(Some(
+            r#"
+[[detectors]]
+id = "login_volume"
+kind = "mad"
+types = ["login"]
+key = "entity"
+aggregate = { every = "1m", of = "count" }
+severity = "medium"
+description = "{entity}: {observed} logins in a minute"
+"#,
+        ))
+        .unwrap();
+        let mut e = Engine::new(config.detectors.into(), RuleContext::default(), 0);
+        let mut events = Vec::new();
+        for m in 0..120i64 {
+            for k in 0..(19 + m % 3) {
+                events.push(signal(0, "7", "login", m * 60_000 + k * 2_500, "{}"));
+            }
+        }
+        assert!(e.process(&events, 0).is_empty());
+        let burst: Vec<Event> = (0..200)
+            .map(|k| signal(0, "7", "login", 120 * 60_000 + k * 100, "{}"))
+            .chain([signal(0, "7", "login", 121 * 60_000, "{}")])
+            .collect();
+        let found = e.process(&burst, 0);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].description, "7: 200.0 logins in a minute");
+        assert_eq!(
+            found[0].ts,
+            121 * 60_000,
+            "reported on the event that closed the minute"
+        );
+        // The state survives a checkpoint and restore, with its open bucket.
+        let saved = saved(&e.checkpoint());
+        let mut restored = Engine::new(e.specs.clone(), RuleContext::default(), 0);
+        restored.restore(saved, &HashMap::new()).unwrap();
+        let next = [signal(0, "7", "login", 125 * 60_000, "{}")];
+        assert_eq!(e.process(&next, 0), restored.process(&next, 0));
     }
 
     #[test]

@@ -23,11 +23,14 @@
 //!   statistic.
 //!
 //! # Files
-//! Algorithms: [`zscore`], [`ewma`], [`mad`], [`seasonal`], [`change_point`], [`streaming`].
+//! Algorithms: [`zscore`], [`ewma`], [`mad`], [`seasonal`], [`change_point`], [`streaming`];
+//! [`aggregate`] feeds any of them per-interval counts, sums, means or maxima (zero counts
+//! included).
 //! Shared pieces: [`window`] (rolling sums, order statistics), [`moments`] (exponentially
 //! weighted moments), [`tail`] (tail probabilities and the score scale), [`tail_fit`]
 //! (peaks-over-threshold tails), [`series`] (the traits and the `Detector` adapter).
 
+pub mod aggregate;
 pub mod change_point;
 pub mod ewma;
 pub mod mad;
@@ -45,6 +48,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use aggregate::{AggregateConfig, Aggregated, Aggregation};
 pub use change_point::{ChangePoint, ChangePointConfig};
 pub use ewma::{Ewma, EwmaConfig};
 pub use mad::{Mad, MadConfig};
