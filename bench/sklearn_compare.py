@@ -15,6 +15,9 @@ with the same seeds (dataset by dataset, right after the sklearn side, so both s
 machine load), and prints a table: ROC-AUC ours vs sklearn, |diff|, AP, times and the speed-up
 (sklearn time / ours) against the targets of issue 3.
 
+Cargo builds into $CARGO_TARGET_DIR when it is set (as usual), so a private target directory
+avoids waiting on the build lock of others working in the same checkout.
+
 Usage (from the repository root):
   python3 -m venv bench/.venv && bench/.venv/bin/pip install scikit-learn numpy
   bench/.venv/bin/python bench/sklearn_compare.py [--data DIR] [--seeds 0,1,2] [--repeat 3]
@@ -114,6 +117,8 @@ def run_ours(files, seeds, repeat):
     args = ["cargo", "run", "--release", "-q", "-p", "oddity-eval", "--example", "tabular", "--"]
     for f in files:
         args += ["--data", f]
+    # Only the detectors that have a reference here (the example runs every detector otherwise).
+    args += ["--detector", ",".join(TARGETS)]
     args += ["--seeds", ",".join(str(s) for s in seeds), "--repeat", str(repeat), "--json"]
     done = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True)
     report = json.loads(done.stdout)

@@ -9,7 +9,8 @@
 //! `negative_outlier_factor_`. Multi-threaded models use every core, as in production.
 //!
 //! - `isolation_forest/fit_score`: 100 trees, ψ = 256, seed 42.
-//! - `lof/fit_score`: k = 20, exact KD-tree neighbours.
+//! - `lof/fit_score`: k = 20, exact neighbours (brute force at this size, plus the KD-tree kept
+//!   for scoring new rows).
 //! - `zscore/fit_score`: per-column mean and standard deviation.
 
 use std::hint::black_box;

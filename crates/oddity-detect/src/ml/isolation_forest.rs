@@ -17,10 +17,22 @@
 //! **Determinism.** A master `ChaCha8Rng` seeded with `seed` draws one seed per tree, so the
 //! forest depends only on `seed`, never on the number of threads that grow it.
 //!
-//! **Speed.** Each tree is a flat `Vec` of 16-byte nodes (children stored as a pair, leaves carry
-//! their precomputed path length), grown on a column-major copy of its subsample; scoring walks
-//! the arrays without allocating. Trees are grown, and large batches scored, on scoped std
-//! threads.
+//! **Speed.** Each tree is grown as a flat `Vec` of 16-byte nodes (children stored as a pair,
+//! leaves carry their precomputed path length) on a column-major copy of its subsample. Trees of
+//! depth ≤ 8 (every tree with the default ψ ≤ 256) are also stored as complete binary trees of
+//! depth 8 (`CompleteTree`), which scoring walks: node `i`'s children are `2i` and `2i + 1`, so
+//! a step needs no leaf test, no child index and no bounds check on the node (the index is
+//! masked), and every walk is the same 8 steps. Blocks of 32 rows are copied into arrays of 8,
+//! 16, 32 or 64 values (so the row read needs no bounds check either) and walk two trees at a
+//! time in lockstep, so their loads overlap: 13 instructions per step in the compiled loop,
+//! against 17 walking one tree on the unpadded rows and 23 for the linked walk. Scores are
+//! bit-identical to the linked walk (each row's path lengths are summed in tree order).
+//! Measured with `tabular` on a 2 vCPU EPYC shared with other builds (seed 0; the machine's
+//! noise is ±30 %): scoring `shuttle` (49 097 × 9, best of 30) went from 54–73 ms (linked walk)
+//! to 37 ms (complete trees), `mammography` from 11–13 to 8–9 ms; padded rows with two trees at
+//! a time then took 10–15 % less CPU time on `shuttle` in 3 of 4 interleaved runs of 40 fits.
+//! Blocks of 128 or 256 rows made no measurable difference. Trees are grown, and large batches
+//! scored, on scoped std threads.
 
 use rand::seq::index;
 use rand::{RngExt, SeedableRng};
@@ -83,6 +95,27 @@ impl Default for IsolationForest {
     }
 }
 
+/// A row the tree walks read by feature index.
+trait Row {
+    fn at(&self, feature: u32) -> f64;
+}
+
+impl Row for [f64] {
+    #[inline(always)]
+    fn at(&self, feature: u32) -> f64 {
+        self[feature as usize]
+    }
+}
+
+/// A row copied into a power-of-two array at least as wide as the data: `feature % W` is the
+/// feature itself, and the compiler drops the bounds check.
+impl<const W: usize> Row for [f64; W] {
+    #[inline(always)]
+    fn at(&self, feature: u32) -> f64 {
+        self[feature as usize % W]
+    }
+}
+
 /// One node of a flat tree. An internal node sends rows with `x[feature] <= value` to
 /// `left` and the others to `left + 1`. A leaf has the [`LEAF`] bit set in `feature`, `left`
 /// pointing to itself, and in `value` the path length of the rows that reach it
@@ -98,9 +131,8 @@ struct Node {
 impl Node {
     /// The next node for `row` (the node itself for a leaf).
     #[inline(always)]
-    fn step(self, row: &[f64]) -> u32 {
-        let right =
-            (row[(self.feature & !LEAF) as usize] > self.value) & (self.feature & LEAF == 0);
+    fn step<R: Row + ?Sized>(self, row: &R) -> u32 {
+        let right = (row.at(self.feature & !LEAF) > self.value) & (self.feature & LEAF == 0);
         self.left + u32::from(right)
     }
 
@@ -110,37 +142,158 @@ impl Node {
     }
 }
 
-/// One isolation tree: `nodes[0]` is the root; `depth` is its deepest leaf's depth.
+/// One isolation tree: `nodes[0]` is the root; `depth` is its deepest leaf's depth. This linked
+/// form is what is serialised. Trees no deeper than [`COMPLETE_DEPTH`] (all of them with the
+/// default ψ ≤ 256) are also laid out complete, which is what scoring walks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "LinkedTree", into = "LinkedTree")]
 struct Tree {
+    linked: LinkedTree,
+    complete: Option<CompleteTree>,
+}
+
+/// The linked form of a tree (see [`Node`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LinkedTree {
     nodes: Vec<Node>,
     depth: u32,
 }
 
-impl Tree {
-    /// Path length of `row`: depth of its leaf plus the leaf's average-path correction.
-    #[inline]
-    fn path_length(&self, row: &[f64]) -> f64 {
-        let mut pos = 0;
-        for _ in 0..self.depth {
-            pos = self.nodes[pos as usize].step(row);
+impl From<LinkedTree> for Tree {
+    fn from(linked: LinkedTree) -> Self {
+        let complete = CompleteTree::new(&linked);
+        Tree { linked, complete }
+    }
+}
+
+impl From<Tree> for LinkedTree {
+    fn from(tree: Tree) -> Self {
+        tree.linked
+    }
+}
+
+/// Deepest tree stored complete: 2^8 − 1 internal nodes and 2^8 leaves, 6 KiB.
+const COMPLETE_DEPTH: u32 = 8;
+/// Capacity of the complete arrays (a power of two, so `% COMPLETE_SLOTS` is a mask that lets
+/// the compiler drop bounds checks).
+const COMPLETE_SLOTS: usize = 1 << COMPLETE_DEPTH;
+
+/// An internal node of a [`CompleteTree`]: rows with `x[feature] > threshold` go right.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Split {
+    threshold: f64,
+    feature: u32,
+}
+
+/// A tree of depth ≤ [`COMPLETE_DEPTH`] as a complete binary tree of exactly that depth:
+/// internal nodes are numbered breadth-first from 1 (the root), node `i` has children `2i` and
+/// `2i + 1`, and position `p` after [`COMPLETE_DEPTH`] steps is leaf `p − 2^8`. A leaf of the
+/// linked tree above that depth becomes a chain of splits with threshold `+∞` (every row goes
+/// left; a NaN goes left too, as in the linked walk) ending at a leaf that holds its path
+/// length. Every walk is then the same 8 steps of two loads, a compare and `2i + c`: no leaf
+/// flag, no child index, no bounds check on the node, and trees can be walked side by side.
+/// Slot 0 of `splits` is unused.
+#[derive(Debug, Clone, PartialEq)]
+struct CompleteTree {
+    splits: Box<[Split; COMPLETE_SLOTS]>,
+    /// Path length (depth + `c(n_leaf)`) of each bottom position.
+    leaves: Box<[f64; COMPLETE_SLOTS]>,
+}
+
+impl CompleteTree {
+    fn new(tree: &LinkedTree) -> Option<Self> {
+        if tree.depth > COMPLETE_DEPTH {
+            return None;
         }
-        self.nodes[pos as usize].value
+        let padding = Split {
+            threshold: f64::INFINITY,
+            feature: 0,
+        };
+        let mut out = CompleteTree {
+            splits: Box::new([padding; COMPLETE_SLOTS]),
+            leaves: Box::new([0.0; COMPLETE_SLOTS]),
+        };
+        // (linked node, complete position, depth)
+        let mut stack = vec![(0usize, 1usize, 0u32)];
+        while let Some((node, pos, depth)) = stack.pop() {
+            let n = tree.nodes[node];
+            if depth == COMPLETE_DEPTH {
+                out.leaves[pos - COMPLETE_SLOTS] = n.value;
+            } else if n.feature & LEAF != 0 {
+                stack.push((node, 2 * pos, depth + 1));
+            } else {
+                out.splits[pos] = Split {
+                    threshold: n.value,
+                    feature: n.feature,
+                };
+                stack.push((n.left as usize, 2 * pos, depth + 1));
+                stack.push((n.left as usize + 1, 2 * pos + 1, depth + 1));
+            }
+        }
+        Some(out)
     }
 
-    /// Adds the path length of each row of `block` (row-major, `cols` wide) to `sums`,
-    /// walking the rows in lockstep so that their memory accesses overlap.
-    #[inline]
-    fn add_path_lengths(&self, block: &[f64], cols: usize, sums: &mut [f64]) {
-        let mut pos = [0u32; BLOCK];
+    /// Adds the path lengths of `rows` in each of `trees` to `sums` (tree by tree, in order),
+    /// walking the rows and the trees in lockstep so that their loads overlap.
+    #[inline(always)]
+    fn add_path_lengths<'r, R, const N: usize>(
+        trees: [&CompleteTree; N],
+        rows: impl Iterator<Item = &'r R> + Clone,
+        sums: &mut [f64],
+    ) where
+        R: Row + ?Sized + 'r,
+    {
+        let mut pos = [[1u32; N]; BLOCK];
         let pos = &mut pos[..sums.len()];
-        for _ in 0..self.depth {
-            for (p, row) in pos.iter_mut().zip(block.chunks_exact(cols)) {
-                *p = self.nodes[*p as usize].step(row);
+        for _ in 0..COMPLETE_DEPTH {
+            for (p, row) in pos.iter_mut().zip(rows.clone()) {
+                for (p, tree) in p.iter_mut().zip(trees) {
+                    let split = tree.splits[*p as usize % COMPLETE_SLOTS];
+                    *p = 2 * *p + u32::from(row.at(split.feature) > split.threshold);
+                }
             }
         }
         for (s, p) in sums.iter_mut().zip(pos.iter()) {
-            *s += self.nodes[*p as usize].value;
+            for (p, tree) in p.iter().zip(trees) {
+                // p is in 2^8..2^9: the leaf is p − 2^8.
+                *s += tree.leaves[*p as usize % COMPLETE_SLOTS];
+            }
+        }
+    }
+}
+
+impl Tree {
+    fn depth(&self) -> u32 {
+        self.linked.depth
+    }
+
+    /// Path length of `row`: depth of its leaf plus the leaf's average-path correction.
+    #[inline]
+    fn path_length(&self, row: &[f64]) -> f64 {
+        let mut sum = [0.0];
+        self.add_path_lengths(std::iter::once(row), &mut sum);
+        sum[0]
+    }
+
+    /// Adds the path length of each of `rows` to `sums`.
+    #[inline]
+    fn add_path_lengths<'r, R>(&self, rows: impl Iterator<Item = &'r R> + Clone, sums: &mut [f64])
+    where
+        R: Row + ?Sized + 'r,
+    {
+        if let Some(tree) = &self.complete {
+            return CompleteTree::add_path_lengths([tree], rows, sums);
+        }
+        let nodes = &self.linked.nodes;
+        let mut pos = [0u32; BLOCK];
+        let pos = &mut pos[..sums.len()];
+        for _ in 0..self.depth() {
+            for (p, row) in pos.iter_mut().zip(rows.clone()) {
+                *p = nodes[*p as usize].step(row);
+            }
+        }
+        for (s, p) in sums.iter_mut().zip(pos.iter()) {
+            *s += nodes[*p as usize].value;
         }
     }
 }
@@ -178,6 +331,44 @@ impl IsolationForestModel {
     /// Rows each tree was grown on (ψ).
     pub fn max_samples(&self) -> usize {
         self.max_samples
+    }
+
+    /// Adds the path lengths of `rows` over every tree to `sums`, tree by tree in order (so
+    /// the sums are bit-identical however the trees are walked); complete trees go two at a
+    /// time.
+    #[inline]
+    fn add_path_lengths<'r, R>(&self, rows: impl Iterator<Item = &'r R> + Clone, sums: &mut [f64])
+    where
+        R: Row + ?Sized + 'r,
+    {
+        let mut t = 0;
+        while t < self.trees.len() {
+            match (&self.trees[t].complete, self.trees.get(t + 1)) {
+                (
+                    Some(a),
+                    Some(Tree {
+                        complete: Some(b), ..
+                    }),
+                ) => {
+                    CompleteTree::add_path_lengths([a, b], rows.clone(), sums);
+                    t += 2;
+                }
+                _ => {
+                    self.trees[t].add_path_lengths(rows.clone(), sums);
+                    t += 1;
+                }
+            }
+        }
+    }
+
+    /// [`Self::add_path_lengths`] on a row-major `block` of `cols`-wide rows, copied into
+    /// `W`-wide arrays first (`cols ≤ W`).
+    fn add_padded<const W: usize>(&self, block: &[f64], cols: usize, sums: &mut [f64]) {
+        let mut rows = [[0.0; W]; BLOCK];
+        for (padded, row) in rows.iter_mut().zip(block.chunks_exact(cols)) {
+            padded[..cols].copy_from_slice(row);
+        }
+        self.add_path_lengths(rows[..sums.len()].iter(), sums);
     }
 
     /// `2^(−E[h] / c(ψ))`.
@@ -223,8 +414,12 @@ impl OutlierModel for IsolationForestModel {
                 let block = &data.as_slice()[start * cols..end * cols];
                 let sums = &mut sums[..end - start];
                 sums.fill(0.0);
-                for tree in &self.trees {
-                    tree.add_path_lengths(block, cols, sums);
+                match cols {
+                    0..=8 => self.add_padded::<8>(block, cols, sums),
+                    9..=16 => self.add_padded::<16>(block, cols, sums),
+                    17..=32 => self.add_padded::<32>(block, cols, sums),
+                    33..=64 => self.add_padded::<64>(block, cols, sums),
+                    _ => self.add_path_lengths(block.chunks_exact(cols), sums),
                 }
                 out.extend(
                     sums.iter()
@@ -324,11 +519,13 @@ fn grow_tree(
     } else {
         index::sample(rng, data.n_cols(), n_feat).into_vec()
     };
-    // Column-major copy of the subsample: the min/max scans read one contiguous column.
+    // Column-major copy of the subsample: the min/max scans read one contiguous column. It is
+    // filled row by row, so each sampled row (a cache miss on large data) is fetched once.
     let mut cols = vec![0.0; psi * features.len()];
-    for (j, &f) in features.iter().enumerate() {
-        for (i, &r) in rows.iter().enumerate() {
-            cols[j * psi + i] = data.row(r)[f];
+    for (i, &r) in rows.iter().enumerate() {
+        let row = data.row(r);
+        for (j, &f) in features.iter().enumerate() {
+            cols[j * psi + i] = row[f];
         }
     }
     let mut idx: Vec<u32> = (0..psi as u32).collect();
@@ -382,10 +579,10 @@ fn grow_tree(
         stack.push((left + 1, start + mid, end, depth + 1));
         stack.push((left, start, start + mid, depth + 1));
     }
-    Tree {
+    Tree::from(LinkedTree {
         nodes,
         depth: tree_depth as u32,
-    }
+    })
 }
 
 /// Picks a feature uniformly among those not constant over `rows` (drawing without replacement
@@ -622,6 +819,7 @@ mod tests {
         assert_eq!(model.max_samples(), 64);
         for tree in &model.trees {
             let features: std::collections::BTreeSet<u32> = tree
+                .linked
                 .nodes
                 .iter()
                 .filter(|n| !n.is_leaf())
@@ -630,7 +828,75 @@ mod tests {
             assert!(features.len() <= 1, "{features:?}");
             // Depth ≤ 6 = log2(64): a leaf's path length is at most 6 + c(n_leaf) and the
             // tree has at most 2^7 − 1 nodes.
-            assert!(tree.nodes.len() < 128 && tree.depth <= 6);
+            assert!(tree.linked.nodes.len() < 128 && tree.depth() <= 6);
+        }
+    }
+
+    /// The complete layout walks every row, in or out of the training range, to the same
+    /// path length as the linked one; deeper trees keep only the linked form.
+    #[test]
+    fn complete_layout_matches_linked_walk() {
+        let data = cluster_with_outlier(4);
+        let model = IsolationForest::default().fit(&data).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let mut rows: Vec<Vec<f64>> = data.rows().map(<[f64]>::to_vec).collect();
+        rows.extend((0..200).map(|_| (0..3).map(|_| rng.random::<f64>() * 4.0 - 2.0).collect()));
+        rows.push(vec![f64::NAN, 0.5, f64::INFINITY]);
+        for tree in &model.trees {
+            let linked = Tree {
+                linked: tree.linked.clone(),
+                complete: None,
+            };
+            assert!(tree.complete.is_some());
+            for row in &rows {
+                assert_eq!(tree.path_length(row), linked.path_length(row));
+            }
+        }
+        // ψ = 301 needs depth 9: linked only, still scores like a forest.
+        let deep = IsolationForest {
+            max_samples: MaxSamples::Count(301),
+            ..Default::default()
+        };
+        let (model, scores) = deep.fit_score(&data).unwrap();
+        assert!(model.trees.iter().any(|t| t.depth() > COMPLETE_DEPTH));
+        assert!(
+            model
+                .trees
+                .iter()
+                .all(|t| t.complete.is_none() == (t.depth() > COMPLETE_DEPTH))
+        );
+        let argmax = (0..scores.len())
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap();
+        assert_eq!(argmax, 300);
+    }
+
+    /// Batch scoring (rows padded to 8, 16, 32 or 64 values, or read in place above that;
+    /// complete trees walked two at a time, linked ones alone) gives each row exactly its
+    /// single-row score.
+    #[test]
+    fn batch_scores_equal_single_row_scores() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        for (cols, psi) in [
+            (1, 256),
+            (3, 301),
+            (12, 256),
+            (20, 64),
+            (40, 301),
+            (70, 256),
+        ] {
+            let rows: Vec<Vec<f64>> = (0..400)
+                .map(|_| (0..cols).map(|_| rng.random::<f64>()).collect())
+                .collect();
+            let data = Matrix::from_rows(&rows).unwrap();
+            let est = IsolationForest {
+                max_samples: MaxSamples::Count(psi),
+                n_estimators: 15,
+                ..Default::default()
+            };
+            let (model, scores) = est.fit_score(&data).unwrap();
+            let single: Vec<f64> = data.rows().map(|r| model.score(r)).collect();
+            assert_eq!(scores, single, "{cols} columns, ψ = {psi}");
         }
     }
 

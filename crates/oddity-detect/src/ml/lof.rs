@@ -24,20 +24,38 @@
 //!
 //! **Neighbours** come from an exact KD-tree (`ml/neighbors.rs`: duplicate rows merged, rows of
 //! 10+ columns rotated onto their principal axes, incremental cell distances), queried in
-//! parallel on scoped threads. Equal distances are broken by row index (by the last bit after a
-//! rotation); scikit-learn breaks them by its own traversal, which can change *which* of several
-//! equidistant points is the k-th neighbour (never the k distances themselves), so factors can
-//! differ slightly on data with many ties: 0.003 ROC-AUC at most on the ODDS sets.
+//! parallel on scoped threads. The training rows' neighbours come from an exact brute-force
+//! search instead when that is cheaper (small `n² · d`, see `brute_force_pays`); it gives the
+//! same neighbours as an unrotated tree, and exact ones where the tree is rotated. Equal
+//! distances are broken by row index (by the last bit after a rotation); scikit-learn breaks
+//! them by its own traversal, which can change *which* of several equidistant points is the k-th
+//! neighbour (never the k distances themselves), so factors can differ slightly on data with
+//! many ties: 0.003 ROC-AUC at most on the ODDS sets.
 
 use serde::{Deserialize, Serialize};
 
 use super::common::{Contamination, check_data, par_chunks};
-use super::neighbors::{KdTree, Knn};
+use super::neighbors::{KdTree, Knn, brute_all_knn};
 use super::{Estimator, Matrix, OutlierModel};
 use crate::DetectError;
 
 /// scikit-learn's guard against a zero mean reachability distance.
 const LRD_GUARD: f64 = 1e-10;
+
+/// Training neighbours are found by brute force when `n² · (columns + 8)` is at most this
+/// (see `brute_force_pays`).
+const BRUTE_FORCE_MAX_WORK: usize = 1_500_000_000;
+
+/// Whether comparing every pair beats the KD-tree for the training neighbours. Brute force
+/// costs about `n² · (d + 8)` (a multiply-add per column, a few operations per pair); the
+/// tree's cost grows more slowly with n but quickly with d. Measured on the ODDS sets (2 vCPU
+/// EPYC, loaded), brute force is faster up to `pendigits` (6 870 × 16, 1.1·10⁹: 77–121 ms
+/// against 91–200 ms) and slower on `satellite` (6 435 × 36, 1.8·10⁹: 138–296 ms against
+/// 138–168 ms). A group of more than k equal rows also favours the tree, which merges them
+/// (brute force keeps the whole group as tied candidates of each of its rows).
+fn brute_force_pays(n: usize, dims: usize, largest_group: usize, k: usize) -> bool {
+    largest_group <= k && n.saturating_mul(n).saturating_mul(dims + 8) <= BRUTE_FORCE_MAX_WORK
+}
 
 /// Local Outlier Factor parameters (the estimator); [`Estimator::fit`] gives a [`LofModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +146,28 @@ impl OutlierModel for LofModel {
     }
 }
 
+/// From each row's k neighbour distances and indices (`k` per row): k-distances, local
+/// reachability densities and outlier factors, per row.
+fn factors(dist: &[f64], nbr: &[u32], k: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = dist.len() / k;
+    let k_distance: Vec<f64> = (0..n).map(|i| dist[i * k + k - 1]).collect();
+    let lrd: Vec<f64> = (0..n)
+        .map(|i| {
+            let reach: f64 = (0..k)
+                .map(|j| dist[i * k + j].max(k_distance[nbr[i * k + j] as usize]))
+                .sum();
+            1.0 / (reach / k as f64 + LRD_GUARD)
+        })
+        .collect();
+    let training_lof: Vec<f64> = (0..n)
+        .map(|i| {
+            let ratios: f64 = (0..k).map(|j| lrd[nbr[i * k + j] as usize] / lrd[i]).sum();
+            ratios / k as f64
+        })
+        .collect();
+    (k_distance, lrd, training_lof)
+}
+
 impl Estimator for LocalOutlierFactor {
     type Model = LofModel;
 
@@ -155,23 +195,13 @@ impl Estimator for LocalOutlierFactor {
         let tree = KdTree::build(data);
 
         // k neighbours of every training row, excluding itself (its duplicates count).
-        let (dist, nbr) = tree.all_knn(k);
+        let (dist, nbr) = if brute_force_pays(n, data.n_cols(), tree.largest_group(), k) {
+            brute_all_knn(data, tree.order(), k)
+        } else {
+            tree.all_knn(k)
+        };
 
-        let k_distance: Vec<f64> = (0..n).map(|i| dist[i * k + k - 1]).collect();
-        let lrd: Vec<f64> = (0..n)
-            .map(|i| {
-                let reach: f64 = (0..k)
-                    .map(|j| dist[i * k + j].max(k_distance[nbr[i * k + j] as usize]))
-                    .sum();
-                1.0 / (reach / k as f64 + LRD_GUARD)
-            })
-            .collect();
-        let training_lof: Vec<f64> = (0..n)
-            .map(|i| {
-                let ratios: f64 = (0..k).map(|j| lrd[nbr[i * k + j] as usize] / lrd[i]).sum();
-                ratios / k as f64
-            })
-            .collect();
+        let (k_distance, lrd, training_lof) = factors(&dist, &nbr, k);
         let threshold = self.contamination.threshold(&training_lof, 1.5);
         Ok(LofModel {
             k,
@@ -335,6 +365,42 @@ mod tests {
                 "row {i}: {a} vs {b}"
             );
         }
+    }
+
+    /// Both neighbour searches give bit-identical factors on data of fewer than 10 columns
+    /// (the tree is not rotated), with duplicates and ties; and brute force is what small data
+    /// uses.
+    #[test]
+    fn brute_force_and_tree_give_identical_factors() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let rows: Vec<Vec<f64>> = (0..700)
+            .map(|_| {
+                (0..4)
+                    .map(|_| f64::from(rng.random_range(0..5u8)) * 0.5)
+                    .collect()
+            })
+            .collect();
+        let data = Matrix::from_rows(&rows).unwrap();
+        let k = 20;
+        let tree = KdTree::build(&data);
+        assert!(brute_force_pays(700, 4, tree.largest_group(), k));
+        let (d1, n1) = tree.all_knn(k);
+        let (d2, n2) = brute_all_knn(&data, tree.order(), k);
+        assert_eq!((&d1, &n1), (&d2, &n2));
+        let scores = LocalOutlierFactor::default().fit_score(&data).unwrap().1;
+        assert_eq!(factors(&d1, &n1, k).2, scores);
+    }
+
+    #[test]
+    fn brute_force_rule() {
+        // cardio, pendigits: brute force; satellite, mammography (and its 3 329 equal rows),
+        // shuttle: tree.
+        assert!(brute_force_pays(1831, 21, 4, 20));
+        assert!(brute_force_pays(6870, 16, 1, 20));
+        assert!(!brute_force_pays(6435, 36, 1, 20));
+        assert!(!brute_force_pays(11183, 6, 3329, 20));
+        assert!(!brute_force_pays(49097, 9, 1, 20));
+        assert!(!brute_force_pays(500, 3, 21, 20));
     }
 
     #[test]
