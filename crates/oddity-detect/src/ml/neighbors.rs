@@ -29,20 +29,28 @@
 //!
 //! **Brute force** ([`brute_all_knn`]) returns, for every row, exactly the k smallest
 //! (squared distance, index) in the original coordinates, so it equals the tree's result
-//! whenever the tree is not rotated. An `f32` screen (`‖x‖² + ‖y‖² − 2x·y` on centred rows, in
-//! 4 × 8 tiles that LLVM vectorises with SSE, 4 lanes per register) keeps every candidate that
-//! its rigorous error bound cannot exclude; only those get the exact `f64` distance. Rows are
-//! visited in tree order, each query scanning outward from its own block, so its bound is tight
-//! after the first few blocks: about 110–150 candidates per row on `cardio`, `thyroid`,
-//! `vowels`, `pendigits` (out of 1 456–6 870 rows). Measured on the ODDS sets (2 vCPU EPYC,
-//! loaded; LOF `fit`, best of 20, tree then brute force back to back): `cardio` (1 831 × 21)
-//! 20 → 7.5–9 ms, `thyroid` 21 → 12 ms, `vowels` 7.2 → 4–4.6 ms, `breastw` 2.9 → 2 ms. Built
-//! with `-C target-cpu=native` (AVX-512, not used by default) it is only 15–25 % faster: the
-//! candidate bookkeeping and the tree (still built, to score new rows) weigh as much as the
-//! multiply-adds. A symmetric variant (each pair computed once, offered to both rows) did half
-//! the multiply-adds but was slower (thyroid 48–74 ms against 21–27 ms): a row then meets its
+//! whenever the tree is not rotated. An `f32` screen (`‖x‖² + ‖y‖² − 2x·y` on centred rows)
+//! keeps every candidate that its rigorous error bound cannot exclude; only those get the exact
+//! `f64` distance. The cross terms `x·y` come from `ndarray`'s GEMM (the `matrixmultiply` crate,
+//! which picks AVX2/FMA kernels at run time; the workspace forbids `unsafe`, so our own loops
+//! only get the SSE2 baseline), [`GEMM_QUERIES`] rows against all rows at a time. Each row
+//! then scans its products outward from its own position in tree order, so its bound is tight
+//! after the first few blocks (about 110–150 candidates per row on `cardio`, `thyroid`,
+//! `vowels`, `pendigits`, out of 1 456–6 870 rows), and the rest in runs tested with one
+//! vectorised comparison, then a bit mask per block of [`TILE_REFS`]. Measured (2 vCPU EPYC,
+//! loaded; process CPU time of 20 LOF fits, both threads, interleaved runs) against the
+//! previous hand-tiled SSE loops (4 × 8 tiles, the same bound): `pendigits` 1.51–1.56 →
+//! 1.03–1.18 s, `satellite` 2.70–2.77 s (rotated tree) → 1.63–1.72 s, `cardio` 0.26–0.34 →
+//! 0.22–0.27 s, `vowels` 0.13–0.18 → 0.13 s, `thyroid` 0.47–0.49 → 0.46–0.47 s (6 columns:
+//! little to gain in the products), `breastw` unchanged (0.09–0.10 s); so brute
+//! force now beats the rotated tree on `satellite` (6 435 × 36). In a profile of `pendigits`,
+//! the GEMM kernel takes a third of the time and the scan (with candidate bookkeeping) about
+//! as much. A symmetric variant (each pair computed once, offered to both rows) did half the
+//! multiply-adds but was slower (thyroid 48–74 ms against 21–27 ms): a row then meets its
 //! candidates in no useful order, so its bound stays loose and it keeps many more candidates.
 
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, Axis, Slice};
 use serde::{Deserialize, Serialize};
 
 use super::Matrix;
@@ -439,10 +447,14 @@ impl KdTree {
     }
 }
 
-/// Query rows per brute-force tile.
-const TILE_QUERIES: usize = 4;
-/// Reference rows per brute-force tile (the SIMD lanes: 2 SSE registers of `f32`).
+/// Query rows per brute-force GEMM.
+const GEMM_QUERIES: usize = 64;
+/// Reference rows per screening block (a query skips a block none of whose values passes).
 const TILE_REFS: usize = 8;
+/// Blocks on each side of a query's own that are screened one by one, nearest first.
+const NEAR_BLOCKS: usize = 16;
+/// Blocks per run in the rest of the screen.
+const FAR_BLOCKS: usize = 8;
 
 /// A brute-force candidate: bounds on its squared distance and its position in the row order.
 #[derive(Debug, Clone, Copy)]
@@ -461,37 +473,19 @@ fn compact(cands: &mut Vec<Candidate>, k: usize) -> f32 {
     bound
 }
 
-/// `init[b] + Σ_d q[d][a] · r[d][b]` for a tile of rows (`q` and `r` packed
-/// dimension-major), in `f32` lanes that LLVM vectorises (8 multiply-adds per 4 SSE registers).
-#[inline(always)]
-fn dot_tile(
-    init: &[f32; TILE_REFS],
-    q: &[[f32; TILE_QUERIES]],
-    r: &[[f32; TILE_REFS]],
-) -> [[f32; TILE_REFS]; TILE_QUERIES] {
-    let mut acc = [*init; TILE_QUERIES];
-    for (qd, rd) in q.iter().zip(r) {
-        for (row, &x) in acc.iter_mut().zip(qd) {
-            for (a, &y) in row.iter_mut().zip(rd) {
-                *a += x * y;
-            }
-        }
-    }
-    acc
-}
-
 /// [`KdTree::all_knn`] by comparing every pair of rows: the same result (exact squared
 /// distances, ties by row index) without a tree, for small data. `order` lists every row once;
 /// rows near each other in it should be near in space (the tree order), so that bounds tighten
 /// early.
 ///
-/// Distances are screened in `f32` with `‖x‖² + ‖y‖² − 2x·y` on centred rows, in tiles of
-/// [`TILE_QUERIES`] × [`TILE_REFS`] rows, so the inner loop is a vectorised multiply-add with no
-/// data-dependent branch. Each screened value `a` comes with a rigorous error bound `e` (see
-/// below), so the true squared distance lies in `[a − e, a + e]`. A row keeps every candidate
-/// whose lower end is at most the k-th smallest upper end seen so far (at least k candidates
-/// are that close, so no true neighbour is dropped, ties included); the few survivors get their
-/// exact `f64` distance, the same sum the tree computes, and are sorted by (distance, index).
+/// Distances are screened in `f32` with `‖x‖² + ‖y‖² − 2x·y` on centred rows, the cross terms
+/// from a GEMM of [`GEMM_QUERIES`] rows against all rows. Each screened value `a` comes with a
+/// rigorous error bound `e` (see below; it holds for any summation order and for fused
+/// multiply-adds), so the true squared distance lies in `[a − e, a + e]`. A row keeps every
+/// candidate whose lower end is at most the k-th smallest upper end seen so far (at least k
+/// candidates are that close, so no true neighbour is dropped, ties included); the few
+/// survivors get their exact `f64` distance, the same sum the tree computes, and are sorted by
+/// (distance, index).
 pub(crate) fn brute_all_knn(data: &Matrix, order: &[u32], k: usize) -> (Vec<f64>, Vec<u32>) {
     let n = data.n_rows();
     let dims = data.n_cols();
@@ -512,100 +506,130 @@ pub(crate) fn brute_all_knn(data: &Matrix, order: &[u32], k: usize) -> (Vec<f64>
     let rel = (dims as f32 + 8.0) * 2f32.powi(-22);
     let abs = (dims as f64 * 2f64.powi(-46) * max_abs * max_abs) as f32 * 2.0;
 
-    // Reference rows packed in blocks of TILE_REFS, dimension-major and multiplied by −2 (exact),
-    // with `(1 − rel)‖y‖²` per row, so a tile yields `(1 − rel)‖y‖² − 2x·y` directly. Padding
-    // rows have an infinite norm: they never pass a finite bound and are skipped by index.
+    // Rows in `order`, centred, in f32: `xs` (one per row) are the GEMM's left factor, `ys`
+    // (one per column, multiplied by −2, exact) its right factor, padded to whole blocks of
+    // TILE_REFS columns; `scaled` holds `(1 − rel)‖y‖²` per column, so `scaled + x·ys` is
+    // `(1 − rel)‖y‖² − 2x·y`. Padding columns have an infinite norm: they never pass a finite
+    // bound and are skipped by index.
     let blocks = n.div_ceil(TILE_REFS);
-    let mut refs = vec![[0.0f32; TILE_REFS]; blocks * dims];
-    let mut norms = vec![[f32::INFINITY; TILE_REFS]; blocks];
-    let mut scaled = vec![[f32::INFINITY; TILE_REFS]; blocks];
+    let cols = blocks * TILE_REFS;
+    let mut xs = Array2::<f32>::zeros((n, dims));
+    let mut ys = Array2::<f32>::zeros((dims, cols));
+    let mut norms = vec![f32::INFINITY; cols];
+    let mut scaled = vec![f32::INFINITY; cols];
     for (i, &id) in order.iter().enumerate() {
         let row = data.row(id as usize);
-        let (b, lane) = (i / TILE_REFS, i % TILE_REFS);
         let mut norm = 0.0f64;
         for (d, (x, m)) in row.iter().zip(&mean).enumerate() {
             let c = (x - m) as f32;
-            refs[b * dims + d][lane] = -2.0 * c;
+            xs[[i, d]] = c;
+            ys[[d, i]] = -2.0 * c;
             norm += f64::from(c) * f64::from(c);
         }
-        norms[b][lane] = norm as f32;
-        scaled[b][lane] = norm as f32 * (1.0 - rel);
+        norms[i] = norm as f32;
+        scaled[i] = norm as f32 * (1.0 - rel);
     }
 
     let found = par_chunks(
-        n.div_ceil(TILE_QUERIES),
-        TILE_QUERIES * n * (dims + 2),
+        n.div_ceil(GEMM_QUERIES),
+        GEMM_QUERIES * n * (dims + 2),
         |range| {
-            let mut out = Vec::with_capacity(range.len() * TILE_QUERIES * k);
-            let mut cands: [Vec<Candidate>; TILE_QUERIES] = Default::default();
-            let mut q = vec![[0.0f32; TILE_QUERIES]; dims];
+            let mut out = Vec::with_capacity(range.len() * GEMM_QUERIES * k);
+            let mut cands: Vec<Candidate> = Vec::new();
             let mut exact: Vec<(f64, u32)> = Vec::new();
+            let mut products = Array2::<f32>::zeros((GEMM_QUERIES, cols));
             for qb in range {
-                let first = qb * TILE_QUERIES;
-                let rows = first..(first + TILE_QUERIES).min(n);
-                let mut qnorm = [0.0f32; TILE_QUERIES];
-                // Per query, the admission bound on the lower end of a candidate's squared
-                // distance, and the same test on a tile value: `lower ≤ bound` ⇔
-                // `(1 − rel)‖y‖² − 2x·y ≤ bound + abs − (1 − rel)‖x‖²`. Padding queries get a
-                // threshold nothing passes.
-                let mut bound = [f32::INFINITY; TILE_QUERIES];
-                let mut threshold = [f32::NEG_INFINITY; TILE_QUERIES];
-                // Compact a query's candidates when they reach this many; it grows when ties keep
-                // more than half (thousands of duplicate rows then stay linear).
-                let mut cap = [2 * k + 16; TILE_QUERIES];
-                for (a, i) in rows.clone().enumerate() {
-                    for (d, qd) in q.iter_mut().enumerate() {
-                        qd[a] = refs[(i / TILE_REFS) * dims + d][i % TILE_REFS] * -0.5;
-                    }
-                    qnorm[a] = norms[i / TILE_REFS][i % TILE_REFS];
-                    threshold[a] = f32::INFINITY;
-                    cands[a].clear();
-                }
-                // Blocks outward from the queries' own: rows in tree order are near each other, so
-                // the bounds tighten at once and few candidates are kept.
-                let own = first / TILE_REFS;
-                let outward = (1..blocks).flat_map(|t| [own + t, own.wrapping_sub(t)]);
-                for b in std::iter::once(own).chain(outward).filter(|&b| b < blocks) {
-                    let tile = dot_tile(&scaled[b], &q, &refs[b * dims..(b + 1) * dims]);
-                    let mut hit = false;
-                    for (values, &t) in tile.iter().zip(&threshold) {
-                        for &v in values {
-                            hit |= v <= t;
+                let first = qb * GEMM_QUERIES;
+                let last = (first + GEMM_QUERIES).min(n);
+                let mut products = products.slice_axis_mut(Axis(0), Slice::from(0..last - first));
+                general_mat_mul(
+                    1.0,
+                    &xs.slice_axis(Axis(0), Slice::from(first..last)),
+                    &ys,
+                    0.0,
+                    &mut products,
+                );
+                for (i, dots) in (first..last).zip(products.rows()) {
+                    let Some(dots) = dots.to_slice() else {
+                        unreachable!("rows of a standard-layout array are contiguous")
+                    };
+                    let qnorm = norms[i];
+                    // The admission bound on the lower end of a candidate's squared distance,
+                    // and the same test on a screened value: `lower ≤ bound` ⇔
+                    // `(1 − rel)‖y‖² − 2x·y ≤ bound + abs − (1 − rel)‖x‖²`.
+                    let mut bound = f32::INFINITY;
+                    let mut threshold = f32::INFINITY;
+                    // Compact the candidates when they reach this many; it grows when ties keep
+                    // more than half (thousands of duplicate rows then stay linear).
+                    let mut cap = 2 * k + 16;
+                    cands.clear();
+                    // Blocks outward from the query's own first: rows in tree order are near
+                    // each other, so the bound tightens at once and few candidates are kept.
+                    // The rest is screened in runs of FAR_BLOCKS blocks, a vectorised test
+                    // that rarely finds a value to look at.
+                    let own = i / TILE_REFS;
+                    let near = std::iter::once(own)
+                        .chain((1..=NEAR_BLOCKS).flat_map(|t| [own + t, own.wrapping_sub(t)]))
+                        .filter(|&b| b < blocks)
+                        .map(|b| b..b + 1);
+                    let left_end = own.saturating_sub(NEAR_BLOCKS);
+                    let left = (0..left_end)
+                        .step_by(FAR_BLOCKS)
+                        .map(|b| b..(b + FAR_BLOCKS).min(left_end));
+                    let right = (own + NEAR_BLOCKS + 1..blocks)
+                        .step_by(FAR_BLOCKS)
+                        .map(|b| b..(b + FAR_BLOCKS).min(blocks));
+                    for run in near.chain(left).chain(right) {
+                        let span = run.start * TILE_REFS..run.end * TILE_REFS;
+                        let (norm2, dot) = (&scaled[span.clone()], &dots[span.clone()]);
+                        let hit = norm2
+                            .iter()
+                            .zip(dot)
+                            .fold(false, |hit, (&s, &g)| hit | (s + g <= threshold));
+                        if !hit {
+                            continue;
+                        }
+                        // The values that passed, a block at a time (the threshold only
+                        // falls, so a value that fails now failed above too).
+                        let blocks_in_run = norm2
+                            .chunks_exact(TILE_REFS)
+                            .zip(dot.chunks_exact(TILE_REFS));
+                        for (b, (s8, g8)) in (run.start..).zip(blocks_in_run) {
+                            let mut mask = 0u32;
+                            for (lane, (&s, &g)) in s8.iter().zip(g8).enumerate() {
+                                mask |= u32::from(s + g <= threshold) << lane;
+                            }
+                            while mask != 0 {
+                                let lane = mask.trailing_zeros() as usize;
+                                mask &= mask - 1;
+                                let pos = b * TILE_REFS + lane;
+                                let v = s8[lane] + g8[lane];
+                                if v > threshold || pos == i || pos >= n {
+                                    continue;
+                                }
+                                let lower = qnorm * (1.0 - rel) + v - abs;
+                                let slack = rel * (qnorm + norms[pos]) + abs;
+                                cands.push(Candidate {
+                                    lower,
+                                    upper: lower + 2.0 * slack,
+                                    pos: pos as u32,
+                                });
+                                let len = cands.len();
+                                if len >= cap || (len == k && bound == f32::INFINITY) {
+                                    bound = compact(&mut cands, k);
+                                    cap = cap.max(2 * cands.len());
+                                    threshold = bound + abs - qnorm * (1.0 - rel);
+                                }
+                            }
                         }
                     }
-                    if !hit {
-                        continue;
-                    }
-                    for (a, values) in tile.iter().enumerate() {
-                        for (lane, &v) in values.iter().enumerate() {
-                            let pos = b * TILE_REFS + lane;
-                            if v > threshold[a] || pos == first + a || pos >= n {
-                                continue;
-                            }
-                            let lower = qnorm[a] * (1.0 - rel) + v - abs;
-                            let slack = rel * (qnorm[a] + norms[b][lane]) + abs;
-                            cands[a].push(Candidate {
-                                lower,
-                                upper: lower + 2.0 * slack,
-                                pos: pos as u32,
-                            });
-                            let len = cands[a].len();
-                            if len >= cap[a] || (len == k && bound[a] == f32::INFINITY) {
-                                bound[a] = compact(&mut cands[a], k);
-                                cap[a] = cap[a].max(2 * cands[a].len());
-                                threshold[a] = bound[a] + abs - qnorm[a] * (1.0 - rel);
-                            }
-                        }
-                    }
-                }
-                for (a, i) in rows.enumerate() {
-                    if cands[a].len() > k {
-                        compact(&mut cands[a], k);
+                    if cands.len() > k {
+                        compact(&mut cands, k);
                     }
                     let id = order[i];
                     let row = data.row(id as usize);
                     exact.clear();
-                    exact.extend(cands[a].iter().map(|c| {
+                    exact.extend(cands.iter().map(|c| {
                         let other = order[c.pos as usize];
                         (sq_dist(row, data.row(other as usize)), other)
                     }));
@@ -886,6 +910,8 @@ mod tests {
             (random_rows(4, 400, 16, Some(3)), 20),
             (random_rows(5, 333, 37, None), 20),
             (random_rows(6, 30, 2, None), 29),
+            // Several GEMM blocks and far runs, a partial last block, groups of ~28 equal rows.
+            (random_rows(9, 1001, 2, Some(6)), 20),
             (offset, 10),
             (duplicates, 20),
         ];
