@@ -141,31 +141,36 @@ impl Engine {
     }
 
     /// Restores saved state, with the stored models it needs by (detector, key) (see
-    /// [`Engine::models_needed`]). Entries of detectors no longer configured are ignored; an
-    /// entry that does not restore is an error naming the detector and key. A model that is
-    /// missing or does not fit the configuration is logged, and the detector refits.
+    /// [`Engine::models_needed`]). Entries of detectors no longer configured are ignored. An
+    /// entry that does not restore (its detector's parameters changed shape, say) is dropped:
+    /// that instance starts afresh and the next checkpoint deletes the old state; the returned
+    /// errors name each one, for the caller to log. A model that is missing or does not fit the
+    /// configuration is logged, and the detector refits.
     pub fn restore(
         &mut self,
         entries: Vec<StateEntry>,
         models: &HashMap<(String, String), Value>,
-    ) -> Result<(), PipelineError> {
+    ) -> Vec<PipelineError> {
+        let mut dropped = Vec::new();
         for entry in entries {
             let Some(i) = self.specs.iter().position(|s| s.id == entry.detector) else {
                 continue;
-            };
-            let bad = |reason: String| PipelineError::State {
-                detector: entry.detector.clone(),
-                key: entry.key.clone(),
-                reason,
             };
             let detector = match &self.slots[i].shared {
                 Some(_) => None,
                 None => {
                     let mut d = self.specs[i].build(self.ctx);
                     let saved = entry.state.get("state").cloned().unwrap_or(Value::Null);
-                    if !saved.is_null() {
-                        d.restore(&DetectorState(saved))
-                            .map_err(|e| bad(e.to_string()))?;
+                    if !saved.is_null()
+                        && let Err(e) = d.restore(&DetectorState(saved))
+                    {
+                        dropped.push(PipelineError::State {
+                            detector: entry.detector.clone(),
+                            key: entry.key.clone(),
+                            reason: e.to_string(),
+                        });
+                        self.dirty.push((i, entry.key));
+                        continue;
                     }
                     if let Some(version) = d.model_version() {
                         let found = models.get(&(entry.detector.clone(), entry.key.clone()));
@@ -192,7 +197,7 @@ impl Engine {
                 },
             );
         }
-        Ok(())
+        dropped
     }
 
     /// Number of live detector instances.
@@ -554,7 +559,7 @@ mod tests {
         let saved = saved(&e.checkpoint());
         assert!(saved.iter().any(|s| s.detector == "unusual_time_activity"));
         let mut restarted = engine();
-        restarted.restore(saved, &HashMap::new()).unwrap();
+        assert!(restarted.restore(saved, &HashMap::new()).is_empty());
         let anomalies = restarted.process(&[signal(3, "u", "click", three_am + 120_000, "{}")], 0);
         assert!(
             anomalies
@@ -585,7 +590,7 @@ mod tests {
         let mut before = first.process(&events[..4], 0);
         let checkpoint = saved(&first.checkpoint());
         let mut second = engine();
-        second.restore(checkpoint, &HashMap::new()).unwrap();
+        assert!(second.restore(checkpoint, &HashMap::new()).is_empty());
         before.extend(second.process(&events[4..], 0));
         let ids = |v: &[Anomaly]| {
             v.iter()
@@ -787,9 +792,9 @@ description = "{entity}"
         // A restart with the stored model continues exactly; without it, the detector refits.
         let stored = HashMap::from([(("forest".to_owned(), m.key.clone()), m.model.clone())]);
         let mut b = Engine::new(specs.clone(), RuleContext::default(), 3);
-        b.restore(entries.clone(), &stored).unwrap();
+        assert!(b.restore(entries.clone(), &stored).is_empty());
         let mut c = Engine::new(specs, RuleContext::default(), 3);
-        c.restore(entries, &HashMap::new()).unwrap();
+        assert!(c.restore(entries, &HashMap::new()).is_empty());
         let later: Vec<Event> = (150..160)
             .map(|i| row(i, if i == 155 { 500.0 } else { (i % 13) as f64 }))
             .collect();
@@ -843,34 +848,46 @@ description = "{entity}: {observed} logins in a minute"
         // The state survives a checkpoint and restore, with its open bucket.
         let saved = saved(&e.checkpoint());
         let mut restored = Engine::new(e.specs.clone(), RuleContext::default(), 0);
-        restored.restore(saved, &HashMap::new()).unwrap();
+        assert!(restored.restore(saved, &HashMap::new()).is_empty());
         let next = [signal(0, "7", "login", 125 * 60_000, "{}")];
         assert_eq!(e.process(&next, 0), restored.process(&next, 0));
     }
 
     #[test]
-    fn a_bad_saved_state_names_detector_and_key() {
+    fn a_saved_state_that_does_not_restore_is_dropped_and_deleted() {
         let mut e = engine();
-        let err = e
-            .restore(
-                vec![StateEntry {
+        let dropped = e.restore(
+            vec![
+                StateEntry {
                     detector: "high_frequency_login".into(),
                     key: "u9".into(),
                     state: json!({"state": {"entries": "nope"}}),
-                }],
-                &HashMap::new(),
-            )
-            .unwrap_err();
-        assert!(err.to_string().contains("high_frequency_login") && err.to_string().contains("u9"));
-        // Unknown detectors are ignored (removed from the configuration).
-        e.restore(
-            vec![StateEntry {
-                detector: "gone".into(),
-                key: "k".into(),
-                state: json!({}),
-            }],
+                },
+                // Unknown detectors are ignored (removed from the configuration).
+                StateEntry {
+                    detector: "gone".into(),
+                    key: "k".into(),
+                    state: json!({}),
+                },
+            ],
             &HashMap::new(),
-        )
-        .unwrap();
+        );
+        assert_eq!(dropped.len(), 1);
+        let err = dropped[0].to_string();
+        assert!(
+            err.contains("high_frequency_login") && err.contains("u9"),
+            "{err}"
+        );
+        assert_eq!(e.instances(), 0, "the instance starts afresh");
+        let changes = e.checkpoint();
+        assert_eq!(
+            changes,
+            vec![StateChange {
+                detector: "high_frequency_login".into(),
+                key: "u9".into(),
+                state: None,
+            }],
+            "the old state is deleted at the next checkpoint"
+        );
     }
 }

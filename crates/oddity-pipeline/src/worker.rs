@@ -147,7 +147,9 @@ fn run(shared: &WorkerPool, partition: u32) -> Result<(), PipelineError> {
             models.insert((detector, key), m.model);
         }
     }
-    engine.restore(saved.entries, &models)?;
+    for e in engine.restore(saved.entries, &models) {
+        tracing::warn!(partition, error = %e, "saved detector state dropped: the instance starts afresh");
+    }
     log.commit(partition, checkpoint_offset)?;
     if let Some(s) = status {
         s.position.store(position, Ordering::Relaxed);

@@ -42,13 +42,14 @@
 //!
 //! # Cost
 //! A fit runs in the worker, between two events, on up to `window` rows, and delays that
-//! partition while it runs: Isolation Forest fits and scores 5,000 × 10 in about 10 ms, LOF in
-//! about 100 ms; a One-Class SVM is quadratic in the rows (0.3–0.7 s on 6,500 rows of the ODDS
-//! sets: keep its window at a few thousand). Scoring, measured by the `batch_models` criterion
-//! bench of `oddity-pipeline` (3 features, 5,000-row window, one core of an otherwise idle
-//! 2-vCPU VM, medians, engine included): Isolation Forest 334,000 rows/s, LOF 304,000, the default
-//! ensemble (forest, LOF, z-score) 173,000. Memory is the window plus the model per key: key these detectors by type or
-//! globally, not per entity, unless entities are few.
+//! partition while it runs: Isolation Forest fits and scores 5,000 × 10 in about 5 ms, LOF in
+//! about 30 ms (criterion `ml_5000x10`); a One-Class SVM is quadratic in the rows (0.3–0.7 s on
+//! 6,500 rows of the ODDS sets: keep its window at a few thousand). Scoring, measured by the
+//! `batch_models` criterion bench of `oddity-pipeline` (3 features, 5,000-row window, one core
+//! of an otherwise idle 2-vCPU VM, medians, engine included): Isolation Forest 334,000 rows/s,
+//! LOF 304,000, the default ensemble (forest, LOF, z-score) 173,000. Memory is the window plus
+//! the model per key: key these detectors by type or globally, not per entity, unless entities
+//! are few (an instance is never dropped as idle: its model is what it learnt).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -245,7 +246,7 @@ impl ModelDetectorConfig {
         problems
     }
 
-    /// A detector instance (parameters validated by the caller with [`Self::validate`]).
+    /// A detector instance, once [`Self::validate`] finds no problem.
     pub fn build(&self, kind: ModelKind) -> Result<ModelDetector, DetectError> {
         let problems = self.validate(kind);
         if !problems.is_empty() {
