@@ -22,15 +22,34 @@
 //! depth ≤ 8 (every tree with the default ψ ≤ 256) are also stored as complete binary trees of
 //! depth 8 (`CompleteTree`), which scoring walks: node `i`'s children are `2i` and `2i + 1`, so
 //! a step needs no leaf test, no child index and no bounds check on the node (the index is
-//! masked), and every walk is the same 8 steps. Blocks of 32 rows are copied into arrays of 8,
-//! 16, 32 or 64 values (so the row read needs no bounds check either) and walk two trees at a
-//! time in lockstep, so their loads overlap: 13 instructions per step in the compiled loop,
-//! against 17 walking one tree on the unpadded rows and 23 for the linked walk. Scores are
-//! bit-identical to the linked walk (each row's path lengths are summed in tree order).
-//! Measured with `tabular` on a 2 vCPU EPYC shared with other builds (seed 0; the machine's
-//! noise is ±30 %): scoring `shuttle` (49 097 × 9, best of 30) went from 54–73 ms (linked walk)
-//! to 37 ms (complete trees), `mammography` from 11–13 to 8–9 ms; padded rows with two trees at
-//! a time then took 10–15 % less CPU time on `shuttle` in 3 of 4 interleaved runs of 40 fits.
+//! masked), and every walk is the same 8 steps. A complete tree compares in `f32`, as
+//! scikit-learn does (it fits and scores on a `float32` copy of X): its splits are 8 bytes (the
+//! linked threshold rounded to nearest, and the feature), and blocks of 32 rows are rounded to
+//! `f32` and copied into arrays of 8, 16, 32 or 64 values (so the row read needs no bounds check
+//! either), then walk four trees at a time in lockstep, so their loads overlap. With two trees
+//! a step is 12 instructions in the compiled loop (13 with 16-byte `f64` splits, 17 walking one
+//! tree on the unpadded rows, 23 for the linked walk); four share the loop overhead further.
+//!
+//! **Exactness.** The linked tree (the serialised form) keeps `f64` thresholds and the `f64`
+//! walk; forests with a tree deeper than 8 score every tree that way. For the `f32` walk, the
+//! grower moves a threshold `t` that rounds onto the `f32` value of the nearest training value
+//! above it (`t` within half an `f32` step of it) down to the nearest value below it
+//! (`f32_safe_threshold`), which splits the node's training values the same way in `f64`.
+//! Since rounding is monotonic, every row a tree was grown on then takes the same path in `f32`
+//! as in `f64`, unless two of its values are equal in `f32` (no `f32` threshold can separate
+//! them; scikit-learn never sees them as different). Other rows (including training rows outside
+//! a tree's subsample) take the path of the linked walk comparing `x as f32 > t as f32`; they
+//! differ from the `f64` walk only for a value within half an `f32` step of a threshold. The
+//! tests check both, and that scores are deterministic and equal row by row and in batches.
+//! A threshold is moved only with probability about (`f32` step / gap between the values), so
+//! forests are practically as before (seed-0 ROC-AUC on `shuttle` and `mammography` unchanged).
+//! Measured with `tabular` on a 2 vCPU EPYC (seed 0, 12 interleaved runs, median fit + score):
+//! `shuttle` (49 097 × 9) 24.2 ms (`f64`, two trees) → 22.1 (`f32`, two trees) → 20.7 (`f32`,
+//! four trees), `mammography` 6.7 → 6.2 → 5.5 ms; eight trees at a time (25.7 ms) and keeping
+//! the positions of two rows in registers instead of memory (29 ms, latency-bound) were slower.
+//! Earlier: scoring `shuttle` went from 54–73 ms (linked walk) to 37 ms (complete trees),
+//! `mammography` from 11–13 to 8–9 ms; padded rows with two trees at a time then took 10–15 %
+//! less CPU time on `shuttle`.
 //! Blocks of 128 or 256 rows made no measurable difference. Trees are grown, and large batches
 //! scored, on scoped std threads.
 
@@ -52,6 +71,9 @@ const LEAF: u32 = 1 << 31;
 
 /// Rows walked through a tree together in [`IsolationForestModel::score_batch`].
 const BLOCK: usize = 32;
+
+/// Complete trees walked in lockstep on padded rows.
+const LOCKSTEP: usize = 4;
 
 /// How many rows each tree is grown on.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -107,11 +129,23 @@ impl Row for [f64] {
     }
 }
 
-/// A row copied into a power-of-two array at least as wide as the data: `feature % W` is the
-/// feature itself, and the compiler drops the bounds check.
-impl<const W: usize> Row for [f64; W] {
+/// A row the complete-tree walks read by feature index, rounded to `f32`.
+trait Row32 {
+    fn at32(&self, feature: u32) -> f32;
+}
+
+impl Row32 for [f64] {
     #[inline(always)]
-    fn at(&self, feature: u32) -> f64 {
+    fn at32(&self, feature: u32) -> f32 {
+        self[feature as usize] as f32
+    }
+}
+
+/// A row rounded to `f32` and copied into a power-of-two array at least as wide as the data:
+/// `feature % W` is the feature itself, and the compiler drops the bounds check.
+impl<const W: usize> Row32 for [f32; W] {
+    #[inline(always)]
+    fn at32(&self, feature: u32) -> f32 {
         self[feature as usize % W]
     }
 }
@@ -178,10 +212,11 @@ const COMPLETE_DEPTH: u32 = 8;
 /// the compiler drop bounds checks).
 const COMPLETE_SLOTS: usize = 1 << COMPLETE_DEPTH;
 
-/// An internal node of a [`CompleteTree`]: rows with `x[feature] > threshold` go right.
+/// An internal node of a [`CompleteTree`]: rows with `x[feature] as f32 > threshold` go right.
+/// `threshold` is the linked node's `f64` threshold rounded to nearest.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Split {
-    threshold: f64,
+    threshold: f32,
     feature: u32,
 }
 
@@ -206,7 +241,7 @@ impl CompleteTree {
             return None;
         }
         let padding = Split {
-            threshold: f64::INFINITY,
+            threshold: f32::INFINITY,
             feature: 0,
         };
         let mut out = CompleteTree {
@@ -223,7 +258,7 @@ impl CompleteTree {
                 stack.push((node, 2 * pos, depth + 1));
             } else {
                 out.splits[pos] = Split {
-                    threshold: n.value,
+                    threshold: n.value as f32,
                     feature: n.feature,
                 };
                 stack.push((n.left as usize, 2 * pos, depth + 1));
@@ -241,7 +276,7 @@ impl CompleteTree {
         rows: impl Iterator<Item = &'r R> + Clone,
         sums: &mut [f64],
     ) where
-        R: Row + ?Sized + 'r,
+        R: Row32 + ?Sized + 'r,
     {
         let mut pos = [[1u32; N]; BLOCK];
         let pos = &mut pos[..sums.len()];
@@ -249,7 +284,7 @@ impl CompleteTree {
             for (p, row) in pos.iter_mut().zip(rows.clone()) {
                 for (p, tree) in p.iter_mut().zip(trees) {
                     let split = tree.splits[*p as usize % COMPLETE_SLOTS];
-                    *p = 2 * *p + u32::from(row.at(split.feature) > split.threshold);
+                    *p = 2 * *p + u32::from(row.at32(split.feature) > split.threshold);
                 }
             }
         }
@@ -279,7 +314,7 @@ impl Tree {
     #[inline]
     fn add_path_lengths<'r, R>(&self, rows: impl Iterator<Item = &'r R> + Clone, sums: &mut [f64])
     where
-        R: Row + ?Sized + 'r,
+        R: Row + Row32 + ?Sized + 'r,
     {
         if let Some(tree) = &self.complete {
             return CompleteTree::add_path_lengths([tree], rows, sums);
@@ -335,11 +370,11 @@ impl IsolationForestModel {
 
     /// Adds the path lengths of `rows` over every tree to `sums`, tree by tree in order (so
     /// the sums are bit-identical however the trees are walked); complete trees go two at a
-    /// time.
+    /// time. Used on rows read in place (wider than 64 values, or forests with a deep tree).
     #[inline]
     fn add_path_lengths<'r, R>(&self, rows: impl Iterator<Item = &'r R> + Clone, sums: &mut [f64])
     where
-        R: Row + ?Sized + 'r,
+        R: Row + Row32 + ?Sized + 'r,
     {
         let mut t = 0;
         while t < self.trees.len() {
@@ -361,14 +396,28 @@ impl IsolationForestModel {
         }
     }
 
-    /// [`Self::add_path_lengths`] on a row-major `block` of `cols`-wide rows, copied into
-    /// `W`-wide arrays first (`cols ≤ W`).
+    /// [`Self::add_path_lengths`] on a row-major `block` of `cols`-wide rows, rounded to `f32`
+    /// and copied into `W`-wide arrays first (`cols ≤ W`). Only for forests whose trees are all
+    /// complete (the linked walk compares in `f64`).
     fn add_padded<const W: usize>(&self, block: &[f64], cols: usize, sums: &mut [f64]) {
-        let mut rows = [[0.0; W]; BLOCK];
+        let mut rows = [[0.0f32; W]; BLOCK];
         for (padded, row) in rows.iter_mut().zip(block.chunks_exact(cols)) {
-            padded[..cols].copy_from_slice(row);
+            for (p, &v) in padded[..cols].iter_mut().zip(row) {
+                *p = v as f32;
+            }
         }
-        self.add_path_lengths(rows[..sums.len()].iter(), sums);
+        let rows = &rows[..sums.len()];
+        fn complete(t: &Tree) -> &CompleteTree {
+            t.complete.as_ref().expect("all trees are complete")
+        }
+        let mut quads = self.trees.chunks_exact(LOCKSTEP);
+        for quad in &mut quads {
+            let trees: [&CompleteTree; LOCKSTEP] = std::array::from_fn(|i| complete(&quad[i]));
+            CompleteTree::add_path_lengths(trees, rows.iter(), sums);
+        }
+        for tree in quads.remainder() {
+            CompleteTree::add_path_lengths([complete(tree)], rows.iter(), sums);
+        }
     }
 
     /// `2^(−E[h] / c(ψ))`.
@@ -409,12 +458,14 @@ impl OutlierModel for IsolationForestModel {
             let mut out = Vec::with_capacity(range.len());
             let mut sums = [0.0; BLOCK];
             let cols = data.n_cols();
+            let all_complete = self.trees.iter().all(|t| t.complete.is_some());
             for start in range.clone().step_by(BLOCK) {
                 let end = (start + BLOCK).min(range.end);
                 let block = &data.as_slice()[start * cols..end * cols];
                 let sums = &mut sums[..end - start];
                 sums.fill(0.0);
                 match cols {
+                    _ if !all_complete => self.add_path_lengths(block.chunks_exact(cols), sums),
                     0..=8 => self.add_padded::<8>(block, cols, sums),
                     9..=16 => self.add_padded::<16>(block, cols, sums),
                     17..=32 => self.add_padded::<32>(block, cols, sums),
@@ -562,12 +613,19 @@ fn grow_tree(
         let column = &cols[j * psi..(j + 1) * psi];
         let part = &mut idx[start..end];
         let mut mid = 0;
+        // Largest value sent left and smallest sent right.
+        let (mut below, mut above) = (f64::NEG_INFINITY, f64::INFINITY);
         for k in 0..part.len() {
-            if column[part[k] as usize] <= threshold {
+            let v = column[part[k] as usize];
+            if v <= threshold {
                 part.swap(mid, k);
                 mid += 1;
+                below = below.max(v);
+            } else {
+                above = above.min(v);
             }
         }
+        let threshold = f32_safe_threshold(threshold, below, above);
         let left = nodes.len();
         nodes[node] = Node {
             value: threshold,
@@ -583,6 +641,21 @@ fn grow_tree(
         nodes,
         depth: tree_depth as u32,
     })
+}
+
+/// The threshold `t` (with `below <= t < above`, the node's nearest training values on each
+/// side), moved if needed so that the `f32` walk of [`CompleteTree`] splits the node's training
+/// values as the `f64` one does. Rounding is monotonic, so `below as f32 <= t as f32` and
+/// `t as f32 <= above as f32`: only `t as f32 == above as f32` (`t` within half an `f32` step
+/// below `above`) would send `above` left; then `t` becomes `below`, which splits the node's
+/// values the same way in `f64` and, unless `below` and `above` are equal in `f32` (which no
+/// `f32` threshold can separate), also in `f32`. Other `t` are returned unchanged.
+fn f32_safe_threshold(t: f64, below: f64, above: f64) -> f64 {
+    if t as f32 >= above as f32 && (below as f32) < above as f32 {
+        below
+    } else {
+        t
+    }
 }
 
 /// Picks a feature uniformly among those not constant over `rows` (drawing without replacement
@@ -832,8 +905,22 @@ mod tests {
         }
     }
 
+    /// The linked walk with the comparison of the complete layout: row value and threshold
+    /// both rounded to `f32`.
+    fn f32_reference_path_length(tree: &LinkedTree, row: &[f64]) -> f64 {
+        let mut i = 0;
+        loop {
+            let n = tree.nodes[i];
+            if n.is_leaf() {
+                return n.value;
+            }
+            i = n.left as usize + usize::from(row[n.feature as usize] as f32 > n.value as f32);
+        }
+    }
+
     /// The complete layout walks every row, in or out of the training range, to the same
-    /// path length as the linked one; deeper trees keep only the linked form.
+    /// path length as the linked walk comparing in `f32`, and every row a tree was grown on to
+    /// the same path length as the `f64` linked walk; deeper trees keep only the linked form.
     #[test]
     fn complete_layout_matches_linked_walk() {
         let data = cluster_with_outlier(4);
@@ -843,13 +930,12 @@ mod tests {
         rows.extend((0..200).map(|_| (0..3).map(|_| rng.random::<f64>() * 4.0 - 2.0).collect()));
         rows.push(vec![f64::NAN, 0.5, f64::INFINITY]);
         for tree in &model.trees {
-            let linked = Tree {
-                linked: tree.linked.clone(),
-                complete: None,
-            };
             assert!(tree.complete.is_some());
             for row in &rows {
-                assert_eq!(tree.path_length(row), linked.path_length(row));
+                assert_eq!(
+                    tree.path_length(row),
+                    f32_reference_path_length(&tree.linked, row)
+                );
             }
         }
         // ψ = 301 needs depth 9: linked only, still scores like a forest.
@@ -871,9 +957,88 @@ mod tests {
         assert_eq!(argmax, 300);
     }
 
-    /// Batch scoring (rows padded to 8, 16, 32 or 64 values, or read in place above that;
-    /// complete trees walked two at a time, linked ones alone) gives each row exactly its
-    /// single-row score.
+    /// Training values closer together than a few `f32` steps (`1 + k·2e-7`: 1.7 steps apart)
+    /// still split the same way in `f32` as in `f64`: with ψ = n every row is in every
+    /// subsample, so every training row's `f32` path length is its `f64` one.
+    #[test]
+    fn f32_walk_splits_training_rows_like_f64() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let rows: Vec<Vec<f64>> = (0..256)
+            .map(|k| {
+                let x = 1.0 + k as f64 * 2e-7;
+                vec![
+                    x,
+                    1.0 + f64::from(rng.random_range(0u32..256)) * 2e-7,
+                    x * 1e3,
+                ]
+            })
+            .collect();
+        let data = Matrix::from_rows(&rows).unwrap();
+        let model = IsolationForest::default().fit(&data).unwrap();
+        let mut moved = 0;
+        for tree in &model.trees {
+            let linked = Tree {
+                linked: tree.linked.clone(),
+                complete: None,
+            };
+            assert!(tree.complete.is_some());
+            for row in data.rows() {
+                assert_eq!(tree.path_length(row), linked.path_length(row));
+            }
+            moved += tree
+                .linked
+                .nodes
+                .iter()
+                .filter(|n| !n.is_leaf() && data.rows().any(|r| r[n.feature as usize] == n.value))
+                .count();
+        }
+        // Thresholds land on a training value only when moved by `f32_safe_threshold` (or
+        // drawn at `lo`): the test exercises the move.
+        assert!(moved > 100, "{moved}");
+    }
+
+    #[test]
+    fn f32_safe_threshold_cases() {
+        let step = f64::from(f32::EPSILON); // f32 step at 1.0
+        for (name, t, below, above, want) in [
+            ("well inside the gap", 1.5, 1.0, 2.0, 1.5),
+            (
+                "t rounds onto above",
+                1.0 + 0.9 * step,
+                1.0,
+                1.0 + step,
+                1.0,
+            ),
+            (
+                "t rounds onto below",
+                1.0 + 0.1 * step,
+                1.0,
+                1.0 + step,
+                1.0 + 0.1 * step,
+            ),
+            (
+                "inseparable in f32",
+                1.0 + 0.2 * step,
+                1.0,
+                1.0 + 0.3 * step,
+                1.0 + 0.2 * step,
+            ),
+        ] {
+            let got = f32_safe_threshold(t, below, above);
+            assert_eq!(got, want, "{name}");
+            assert!(below <= got && got < above, "{name}");
+            if (below as f32) < above as f32 {
+                assert!(
+                    below as f32 <= got as f32 && (got as f32) < above as f32,
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    /// Batch scoring (rows rounded to `f32` and padded to 8, 16, 32 or 64 values with complete
+    /// trees four at a time, or read in place above that or with deep trees: complete trees two
+    /// at a time, linked ones alone) gives each row exactly its single-row score.
     #[test]
     fn batch_scores_equal_single_row_scores() {
         let mut rng = ChaCha8Rng::seed_from_u64(10);
