@@ -46,8 +46,8 @@
 //! about 30 ms (criterion `ml_5000x10`); a One-Class SVM is quadratic in the rows (0.3–0.7 s on
 //! 6,500 rows of the ODDS sets: keep its window at a few thousand). Scoring, measured by the
 //! `batch_models` criterion bench of `oddity-pipeline` (3 features, 5,000-row window, one core
-//! of an otherwise idle 2-vCPU VM, medians, engine included): Isolation Forest 334,000 rows/s,
-//! LOF 304,000, the default ensemble (forest, LOF, z-score) 173,000. Memory is the window plus
+//! of an otherwise idle 2-vCPU VM, medians, engine included): Isolation Forest 409,000 rows/s,
+//! LOF 306,000, the default ensemble (forest, LOF, z-score) 183,000. Memory is the window plus
 //! the model per key: key these detectors by type or globally, not per entity, unless entities
 //! are few (an instance is never dropped as idle: its model is what it learnt).
 
