@@ -9,7 +9,7 @@ use oddity_model::{Expected, Explanation};
 
 use crate::field::{FieldPath, Scalar};
 use crate::rules::Limit;
-use crate::{DetectError, Detector, DetectorKind, DetectorState, Input, Verdict};
+use crate::{Detector, DetectorKind, Input, Verdict};
 
 /// Parameters of a count rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,17 +85,7 @@ impl Detector for Count {
         )
     }
 
-    fn snapshot(&self) -> Result<DetectorState, DetectError> {
-        Ok(DetectorState(serde_json::Value::Null))
-    }
-
-    fn restore(&mut self, _state: &DetectorState) -> Result<(), DetectError> {
-        Ok(())
-    }
-
-    fn is_idle(&self, _now_ts: i64) -> bool {
-        true
-    }
+    stateless_rule!();
 }
 
 #[cfg(test)]

@@ -13,6 +13,25 @@
 //! pipeline's job, common to all detectors; a rule holds only its own parameters and state.
 //! Each rule's config has `validate()` (every problem, with the offending values) and `build()`.
 
+/// The state methods of a rule that keeps nothing between events (threshold, time_of_day,
+/// count): the snapshot is `null`, restoring is a no-op, and an instance is always idle (the
+/// engine shares one instance between all entities and keeps only their cooldowns).
+macro_rules! stateless_rule {
+    () => {
+        fn snapshot(&self) -> Result<$crate::DetectorState, $crate::DetectError> {
+            Ok($crate::DetectorState(serde_json::Value::Null))
+        }
+
+        fn restore(&mut self, _state: &$crate::DetectorState) -> Result<(), $crate::DetectError> {
+            Ok(())
+        }
+
+        fn is_idle(&self, _now_ts: i64) -> bool {
+            true
+        }
+    };
+}
+
 pub mod consecutive;
 pub mod count;
 pub mod novelty;

@@ -6,7 +6,7 @@ use oddity_model::{Expected, Explanation};
 
 use crate::condition::Op;
 use crate::field::FieldPath;
-use crate::{DetectError, Detector, DetectorKind, DetectorState, Input, Verdict};
+use crate::{Detector, DetectorKind, Input, Verdict};
 
 /// Parameters of a threshold rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,17 +96,7 @@ impl Detector for Threshold {
         )
     }
 
-    fn snapshot(&self) -> Result<DetectorState, DetectError> {
-        Ok(DetectorState(serde_json::Value::Null))
-    }
-
-    fn restore(&mut self, _state: &DetectorState) -> Result<(), DetectError> {
-        Ok(())
-    }
-
-    fn is_idle(&self, _now_ts: i64) -> bool {
-        true
-    }
+    stateless_rule!();
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use oddity_model::Explanation;
 use oddity_model::time::minute_of_day;
 
-use crate::{DetectError, Detector, DetectorKind, DetectorState, Input, Verdict};
+use crate::{Detector, DetectorKind, Input, Verdict};
 
 /// A time of day, `HH:MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,17 +175,7 @@ impl Detector for TimeOfDay {
         )
     }
 
-    fn snapshot(&self) -> Result<DetectorState, DetectError> {
-        Ok(DetectorState(serde_json::Value::Null))
-    }
-
-    fn restore(&mut self, _state: &DetectorState) -> Result<(), DetectError> {
-        Ok(())
-    }
-
-    fn is_idle(&self, _now_ts: i64) -> bool {
-        true
-    }
+    stateless_rule!();
 }
 
 #[cfg(test)]
