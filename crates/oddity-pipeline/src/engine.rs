@@ -233,10 +233,8 @@ impl Engine {
                 let key: Cow<'_, str> = match spec.key {
                     KeyBy::Entity => Cow::Borrowed(&event.entity),
                     KeyBy::EntityType => Cow::Owned(series_key(&event.entity, &event.event_type)),
-                    KeyBy::Type => {
-                        Cow::Owned(json!([self.partition, event.event_type]).to_string())
-                    }
-                    KeyBy::Global => Cow::Owned(json!([self.partition]).to_string()),
+                    KeyBy::Type => Cow::Owned(type_key(self.partition, &event.event_type)),
+                    KeyBy::Global => Cow::Owned(format!("[{}]", self.partition)),
                 };
                 let verdict = match &mut slot.shared {
                     Some(shared) => shared.observe(&input),
@@ -347,8 +345,14 @@ impl Engine {
 }
 
 /// The key of the series (entity, type): a JSON array, unambiguous whatever the names contain.
+/// Written straight to a string (no `Value` tree per event).
 fn series_key(entity: &str, event_type: &str) -> String {
-    serde_json::json!([entity, event_type]).to_string()
+    serde_json::to_string(&(entity, event_type)).expect("strings always serialise")
+}
+
+/// The key of a per-type instance in `partition`: `[0,"purchase"]`.
+fn type_key(partition: u32, event_type: &str) -> String {
+    serde_json::to_string(&(partition, event_type)).expect("numbers and strings always serialise")
 }
 
 /// The entity's instance in `slot`, created if missing; records the first touch of each batch.
