@@ -146,20 +146,46 @@ where
     T: Send,
     F: Fn(Range<usize>) -> Vec<T> + Sync,
 {
+    par_chunks_with(n, cost_per_item, || (), |(), range| f(range))
+}
+
+/// [`par_chunks`] with per-thread scratch state made by `init` (buffers reused across chunks).
+/// Threads claim chunks as they finish the previous one (a few per thread), so one slowed-down
+/// thread on a shared machine does not leave the others idle at the end.
+pub(crate) fn par_chunks_with<S, T, I, F>(n: usize, cost_per_item: usize, init: I, f: F) -> Vec<T>
+where
+    T: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, Range<usize>) -> Vec<T> + Sync,
+{
     const MIN_WORK: usize = 200_000;
+    /// Chunks per thread when the work is split.
+    const CHUNKS_PER_WORKER: usize = 2;
     let workers = threads()
         .min(n.saturating_mul(cost_per_item) / MIN_WORK)
         .max(1);
     if workers <= 1 {
-        return f(0..n);
+        return f(&mut init(), 0..n);
     }
-    let chunk = n.div_ceil(workers);
-    std::thread::scope(|s| {
+    let chunk = n.div_ceil(workers * CHUNKS_PER_WORKER);
+    let chunks = n.div_ceil(chunk);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut parts: Vec<(usize, Vec<T>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let range = (w * chunk).min(n)..((w + 1) * chunk).min(n);
-                let f = &f;
-                s.spawn(move || f(range))
+            .map(|_| {
+                let (f, init, next) = (&f, &init, &next);
+                s.spawn(move || {
+                    let mut state = init();
+                    let mut done = Vec::new();
+                    loop {
+                        let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if c >= chunks {
+                            return done;
+                        }
+                        let range = c * chunk..((c + 1) * chunk).min(n);
+                        done.push((c, f(&mut state, range)));
+                    }
+                })
             })
             .collect();
         handles
@@ -169,7 +195,9 @@ where
                 Err(panic) => std::panic::resume_unwind(panic),
             })
             .collect()
-    })
+    });
+    parts.sort_unstable_by_key(|&(c, _)| c);
+    parts.into_iter().flat_map(|(_, v)| v).collect()
 }
 
 #[cfg(test)]
@@ -219,5 +247,19 @@ mod tests {
         let out = par_chunks(10_000, 1_000, |r| r.map(|i| i * 2).collect());
         assert_eq!(out, (0..10_000).map(|i| i * 2).collect::<Vec<_>>());
         assert!(par_chunks(0, 1, |r| r.collect::<Vec<_>>()).is_empty());
+        // Per-thread state is reused across the chunks a thread claims; order is kept whatever
+        // thread ran which chunk.
+        let out = par_chunks_with(
+            10_001,
+            1_000,
+            || 0usize,
+            |calls, r| {
+                *calls += 1;
+                r.map(|i| (i, *calls)).collect()
+            },
+        );
+        assert_eq!(out.len(), 10_001);
+        assert!(out.iter().enumerate().all(|(i, &(j, _))| i == j));
+        assert!(out.iter().all(|&(_, calls)| calls >= 1));
     }
 }

@@ -34,27 +34,23 @@
 //! `f64` distance. The cross terms `x·y` come from `ndarray`'s GEMM (the `matrixmultiply` crate,
 //! which picks AVX2/FMA kernels at run time; the workspace forbids `unsafe`, so our own loops
 //! only get the SSE2 baseline), [`GEMM_QUERIES`] rows against all rows at a time. Each row
-//! then scans its products outward from its own position in tree order, so its bound is tight
-//! after the first few blocks (about 110–150 candidates per row on `cardio`, `thyroid`,
-//! `vowels`, `pendigits`, out of 1 456–6 870 rows), and the rest in runs tested with one
-//! vectorised comparison, then a bit mask per block of [`TILE_REFS`]. Measured (2 vCPU EPYC,
-//! loaded; process CPU time of 20 LOF fits, both threads, interleaved runs) against the
-//! previous hand-tiled SSE loops (4 × 8 tiles, the same bound): `pendigits` 1.51–1.56 →
-//! 1.03–1.18 s, `satellite` 2.70–2.77 s (rotated tree) → 1.63–1.72 s, `cardio` 0.26–0.34 →
-//! 0.22–0.27 s, `vowels` 0.13–0.18 → 0.13 s, `thyroid` 0.47–0.49 → 0.46–0.47 s (6 columns:
-//! little to gain in the products), `breastw` unchanged (0.09–0.10 s); so brute
-//! force now beats the rotated tree on `satellite` (6 435 × 36). In a profile of `pendigits`,
-//! the GEMM kernel takes a third of the time and the scan (with candidate bookkeeping) about
-//! as much. A symmetric variant (each pair computed once, offered to both rows) did half the
-//! multiply-adds but was slower (thyroid 48–74 ms against 21–27 ms): a row then meets its
-//! candidates in no useful order, so its bound stays loose and it keeps many more candidates.
+//! takes its admission bound from the [`NEAR_ROWS`] rows on either side of it in tree order
+//! (the k-th smallest upper end among them: rows near in tree order are near in space), then
+//! keeps every row whose lower end is within it, testing [`RUN`] values at a time with one
+//! vectorised comparison and extracting the few that pass without branches: about 40–46
+//! candidates per row for k = 20 on the ODDS sets. A symmetric variant (each pair computed
+//! once, offered to both rows) did half the multiply-adds but was slower (thyroid 48–74 ms
+//! against 21–27 ms): a row then meets its candidates in no useful order, so its bound stays
+//! loose and it keeps many more candidates. Cost per row on one core (`thyroid`, 3 772 × 6):
+//! ~1.2 µs of GEMM, 0.5 µs for the bound, ~0.6 µs for the vectorised test over all rows,
+//! ~2 µs for the candidates (extraction, exact distances, selection).
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, Axis, Slice};
+use ndarray::{Array2, ArrayView2, Axis, Slice};
 use serde::{Deserialize, Serialize};
 
 use super::Matrix;
-use super::common::par_chunks;
+use super::common::{par_chunks, par_chunks_with};
 
 /// Most distinct points in a leaf.
 const LEAF_SIZE: usize = 16;
@@ -207,17 +203,27 @@ impl KdTree {
         let m = distinct.len();
 
         let rotation = (dims >= ROTATE_MIN_DIMS && m > 1).then(|| principal_rotation(data));
-        let mut coords = Vec::with_capacity(m * dims);
-        let mut buf = Vec::with_capacity(dims);
-        for &id in &distinct {
-            match &rotation {
-                Some(r) => {
-                    r.apply(data.row(id as usize), &mut buf);
-                    coords.extend_from_slice(&buf);
+        let coords = match &rotation {
+            // Distinct rows centred, times the axes (a GEMM: `C · Aᵀ`).
+            Some(r) => {
+                let mut centred = Array2::<f64>::zeros((m, dims));
+                for (mut out, &id) in centred.rows_mut().into_iter().zip(&distinct) {
+                    for ((o, x), mean) in out.iter_mut().zip(data.row(id as usize)).zip(&r.mean) {
+                        *o = x - mean;
+                    }
                 }
-                None => coords.extend_from_slice(data.row(id as usize)),
+                let axes = ArrayView2::from_shape((dims, dims), &r.axes)
+                    .unwrap_or_else(|_| unreachable!("the axes are dims × dims"));
+                let mut rotated = Array2::<f64>::zeros((m, dims));
+                general_mat_mul(1.0, &centred, &axes.t(), 0.0, &mut rotated);
+                rotated.into_raw_vec_and_offset().0
             }
-        }
+            None => distinct
+                .iter()
+                .flat_map(|&id| data.row(id as usize))
+                .copied()
+                .collect(),
+        };
         let coord = |p: u32, d: usize| coords[p as usize * dims + d];
 
         // Tree over distinct points 0..m.
@@ -239,10 +245,11 @@ impl KdTree {
             lo.fill(f64::INFINITY);
             hi.fill(f64::NEG_INFINITY);
             for &p in &perm[start..end] {
-                for d in 0..dims {
-                    let v = coord(p, d);
-                    lo[d] = lo[d].min(v);
-                    hi[d] = hi[d].max(v);
+                let point = &coords[p as usize * dims..(p as usize + 1) * dims];
+                // Plain comparisons (values are finite), which vectorise, unlike `f64::min`.
+                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(point) {
+                    *l = if v < *l { v } else { *l };
+                    *h = if v > *h { v } else { *h };
                 }
             }
             if node == 0 {
@@ -451,25 +458,56 @@ impl KdTree {
 const GEMM_QUERIES: usize = 64;
 /// Reference rows per screening block (a query skips a block none of whose values passes).
 const TILE_REFS: usize = 8;
-/// Blocks on each side of a query's own that are screened one by one, nearest first.
-const NEAR_BLOCKS: usize = 16;
-/// Blocks per run in the rest of the screen.
-const FAR_BLOCKS: usize = 8;
+/// Rows on each side of a query's own block (in tree order) whose screened distances set its
+/// first admission bound.
+const NEAR_ROWS: usize = 64;
+/// Values per vectorised test of the screen (whole blocks).
+const RUN: usize = 8 * TILE_REFS;
 
-/// A brute-force candidate: bounds on its squared distance and its position in the row order.
+/// The screen of one query row: bounds on its squared distances from `f32` values.
 #[derive(Debug, Clone, Copy)]
-struct Candidate {
-    lower: f32,
-    upper: f32,
-    pos: u32,
+struct Screen {
+    /// Lower end = `lower_offset + scaled + dot`, with `scaled = (1 − rel)‖y‖²` and `dot =
+    /// −2x·y`: `(1 − rel)‖x‖² − abs`.
+    lower_offset: f32,
+    /// Upper end = `upper_offset + scaled_up + dot`, with `scaled_up = (1 + rel)‖y‖²`:
+    /// `(1 + rel)‖x‖² + abs`.
+    upper_offset: f32,
 }
 
-/// Keeps the candidates whose lower bound is at most the `k`-th smallest upper bound (which
-/// becomes the new admission bound); returns that bound.
-fn compact(cands: &mut Vec<Candidate>, k: usize) -> f32 {
-    cands.select_nth_unstable_by(k - 1, |a, b| a.upper.total_cmp(&b.upper));
-    let bound = cands[k - 1].upper;
-    cands.retain(|c| c.lower <= bound);
+impl Screen {
+    fn new(qnorm: f32, rel: f32, abs: f32) -> Self {
+        Screen {
+            lower_offset: qnorm * (1.0 - rel) - abs,
+            upper_offset: qnorm * (1.0 + rel) + abs,
+        }
+    }
+
+    /// The value of `scaled + dot` at most which `lower ≤ bound`.
+    #[inline]
+    fn threshold(self, bound: f32) -> f32 {
+        bound - self.lower_offset
+    }
+}
+
+/// Per-thread buffers of [`brute_all_knn`].
+struct BruteScratch {
+    /// One GEMM block: the products of `GEMM_QUERIES` rows with every row.
+    products: Array2<f32>,
+    /// Screened upper ends of a query's nearest rows in tree order.
+    near: Vec<f32>,
+    /// Positions of a query's candidates.
+    cands: Vec<u32>,
+    /// Candidates' exact squared distances and row indices, as sort keys.
+    exact: Vec<u128>,
+}
+
+/// Keeps the candidates whose lower end is at most the `k`-th smallest upper end (which becomes
+/// the new admission bound); returns that bound. `ends` gives a candidate's (lower, upper).
+fn compact(cands: &mut Vec<u32>, k: usize, ends: impl Fn(u32) -> (f32, f32)) -> f32 {
+    cands.select_nth_unstable_by(k - 1, |&a, &b| ends(a).1.total_cmp(&ends(b).1));
+    let bound = ends(cands[k - 1]).1;
+    cands.retain(|&c| ends(c).0 <= bound);
     bound
 }
 
@@ -513,10 +551,17 @@ pub(crate) fn brute_all_knn(data: &Matrix, order: &[u32], k: usize) -> (Vec<f64>
     // bound and are skipped by index.
     let blocks = n.div_ceil(TILE_REFS);
     let cols = blocks * TILE_REFS;
+    // The rows in `order`, for the exact distances (candidates are near in this order).
+    let ordered: Vec<f64> = order
+        .iter()
+        .flat_map(|&id| data.row(id as usize))
+        .copied()
+        .collect();
     let mut xs = Array2::<f32>::zeros((n, dims));
     let mut ys = Array2::<f32>::zeros((dims, cols));
     let mut norms = vec![f32::INFINITY; cols];
     let mut scaled = vec![f32::INFINITY; cols];
+    let mut scaled_up = vec![f32::INFINITY; cols];
     for (i, &id) in order.iter().enumerate() {
         let row = data.row(id as usize);
         let mut norm = 0.0f64;
@@ -528,16 +573,26 @@ pub(crate) fn brute_all_knn(data: &Matrix, order: &[u32], k: usize) -> (Vec<f64>
         }
         norms[i] = norm as f32;
         scaled[i] = norm as f32 * (1.0 - rel);
+        scaled_up[i] = norm as f32 * (1.0 + rel);
     }
 
-    let found = par_chunks(
+    let found = par_chunks_with(
         n.div_ceil(GEMM_QUERIES),
         GEMM_QUERIES * n * (dims + 2),
-        |range| {
+        || BruteScratch {
+            products: Array2::<f32>::zeros((GEMM_QUERIES, cols)),
+            near: Vec::new(),
+            cands: Vec::new(),
+            exact: Vec::new(),
+        },
+        |scratch, range| {
+            let BruteScratch {
+                products,
+                near,
+                cands,
+                exact,
+            } = scratch;
             let mut out = Vec::with_capacity(range.len() * GEMM_QUERIES * k);
-            let mut cands: Vec<Candidate> = Vec::new();
-            let mut exact: Vec<(f64, u32)> = Vec::new();
-            let mut products = Array2::<f32>::zeros((GEMM_QUERIES, cols));
             for qb in range {
                 let first = qb * GEMM_QUERIES;
                 let last = (first + GEMM_QUERIES).min(n);
@@ -553,35 +608,35 @@ pub(crate) fn brute_all_knn(data: &Matrix, order: &[u32], k: usize) -> (Vec<f64>
                     let Some(dots) = dots.to_slice() else {
                         unreachable!("rows of a standard-layout array are contiguous")
                     };
-                    let qnorm = norms[i];
-                    // The admission bound on the lower end of a candidate's squared distance,
-                    // and the same test on a screened value: `lower ≤ bound` ⇔
-                    // `(1 − rel)‖y‖² − 2x·y ≤ bound + abs − (1 − rel)‖x‖²`.
-                    let mut bound = f32::INFINITY;
-                    let mut threshold = f32::INFINITY;
-                    // Compact the candidates when they reach this many; it grows when ties keep
-                    // more than half (thousands of duplicate rows then stay linear).
-                    let mut cap = 2 * k + 16;
+                    let screen = Screen::new(norms[i], rel, abs);
+                    // 1. The admission bound: the k-th smallest upper end among the rows
+                    //    nearest in tree order, which are near in space.
+                    let own = i / TILE_REFS * TILE_REFS;
+                    let lo = own.saturating_sub(NEAR_ROWS);
+                    let hi = (own + TILE_REFS + NEAR_ROWS).min(n);
+                    near.clear();
+                    near.extend(
+                        scaled_up[lo..hi]
+                            .iter()
+                            .zip(&dots[lo..hi])
+                            .map(|(&s, &g)| s + g),
+                    );
+                    near[i - lo] = f32::INFINITY;
+                    let mut bound = if hi - lo > k {
+                        screen.upper_offset + *near.select_nth_unstable_by(k - 1, f32::total_cmp).1
+                    } else {
+                        f32::INFINITY
+                    };
+                    // 2. Every row whose lower end is within the bound, by a vectorised
+                    //    test on whole runs of blocks (`lower ≤ bound` ⇔ `scaled + dot ≤
+                    //    threshold`). Ties can keep more than k; the candidates are compacted
+                    //    (which can only lower the bound) when they reach `cap`, which grows
+                    //    when ties keep more than half.
+                    let mut threshold = screen.threshold(bound);
+                    let mut cap = 4 * k + 16;
                     cands.clear();
-                    // Blocks outward from the query's own first: rows in tree order are near
-                    // each other, so the bound tightens at once and few candidates are kept.
-                    // The rest is screened in runs of FAR_BLOCKS blocks, a vectorised test
-                    // that rarely finds a value to look at.
-                    let own = i / TILE_REFS;
-                    let near = std::iter::once(own)
-                        .chain((1..=NEAR_BLOCKS).flat_map(|t| [own + t, own.wrapping_sub(t)]))
-                        .filter(|&b| b < blocks)
-                        .map(|b| b..b + 1);
-                    let left_end = own.saturating_sub(NEAR_BLOCKS);
-                    let left = (0..left_end)
-                        .step_by(FAR_BLOCKS)
-                        .map(|b| b..(b + FAR_BLOCKS).min(left_end));
-                    let right = (own + NEAR_BLOCKS + 1..blocks)
-                        .step_by(FAR_BLOCKS)
-                        .map(|b| b..(b + FAR_BLOCKS).min(blocks));
-                    for run in near.chain(left).chain(right) {
-                        let span = run.start * TILE_REFS..run.end * TILE_REFS;
-                        let (norm2, dot) = (&scaled[span.clone()], &dots[span.clone()]);
+                    let runs = scaled.chunks(RUN).zip(dots.chunks(RUN));
+                    for (r, (norm2, dot)) in runs.enumerate() {
                         let hit = norm2
                             .iter()
                             .zip(dot)
@@ -589,52 +644,51 @@ pub(crate) fn brute_all_knn(data: &Matrix, order: &[u32], k: usize) -> (Vec<f64>
                         if !hit {
                             continue;
                         }
-                        // The values that passed, a block at a time (the threshold only
-                        // falls, so a value that fails now failed above too).
-                        let blocks_in_run = norm2
-                            .chunks_exact(TILE_REFS)
-                            .zip(dot.chunks_exact(TILE_REFS));
-                        for (b, (s8, g8)) in (run.start..).zip(blocks_in_run) {
-                            let mut mask = 0u32;
-                            for (lane, (&s, &g)) in s8.iter().zip(g8).enumerate() {
-                                mask |= u32::from(s + g <= threshold) << lane;
-                            }
-                            while mask != 0 {
-                                let lane = mask.trailing_zeros() as usize;
-                                mask &= mask - 1;
-                                let pos = b * TILE_REFS + lane;
-                                let v = s8[lane] + g8[lane];
-                                if v > threshold || pos == i || pos >= n {
-                                    continue;
-                                }
-                                let lower = qnorm * (1.0 - rel) + v - abs;
-                                let slack = rel * (qnorm + norms[pos]) + abs;
-                                cands.push(Candidate {
-                                    lower,
-                                    upper: lower + 2.0 * slack,
-                                    pos: pos as u32,
-                                });
-                                let len = cands.len();
-                                if len >= cap || (len == k && bound == f32::INFINITY) {
-                                    bound = compact(&mut cands, k);
-                                    cap = cap.max(2 * cands.len());
-                                    threshold = bound + abs - qnorm * (1.0 - rel);
-                                }
-                            }
+                        // The passing positions of the run, without branches.
+                        let mut passed = [0u32; RUN];
+                        let mut count = 0;
+                        for (j, (&s, &g)) in (0..).zip(norm2.iter().zip(dot)) {
+                            passed[count % RUN] = (r * RUN) as u32 + j;
+                            count += usize::from(s + g <= threshold);
+                        }
+                        cands.extend(
+                            passed[..count]
+                                .iter()
+                                .filter(|&&pos| pos as usize != i && (pos as usize) < n),
+                        );
+                        if cands.len() >= cap {
+                            bound = compact(cands, k, |p| {
+                                let p = p as usize;
+                                (
+                                    screen.lower_offset + (scaled[p] + dots[p]),
+                                    screen.upper_offset + (scaled_up[p] + dots[p]),
+                                )
+                            });
+                            cap = cap.max(2 * cands.len());
+                            threshold = screen.threshold(bound);
                         }
                     }
-                    if cands.len() > k {
-                        compact(&mut cands, k);
-                    }
+                    // 3. Exact distances of the candidates within the final bound; the k
+                    //    smallest by (distance, index).
                     let id = order[i];
-                    let row = data.row(id as usize);
+                    let row = &ordered[i * dims..(i + 1) * dims];
+                    // (distance, index) as one integer: the bits of a non-negative f64 order
+                    // as the value does.
                     exact.clear();
-                    exact.extend(cands.iter().map(|c| {
-                        let other = order[c.pos as usize];
-                        (sq_dist(row, data.row(other as usize)), other)
+                    exact.extend(cands.iter().map(|&p| {
+                        let at = p as usize * dims;
+                        let d2 = sq_dist(row, &ordered[at..at + dims]);
+                        u128::from(d2.to_bits()) << 32 | u128::from(order[p as usize])
                     }));
-                    exact.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-                    out.extend(exact[..k].iter().map(|&(d2, o)| (id, d2.sqrt(), o)));
+                    if exact.len() > k {
+                        exact.select_nth_unstable(k - 1);
+                    }
+                    let nearest = &mut exact[..k];
+                    nearest.sort_unstable();
+                    out.extend(nearest.iter().map(|&key| {
+                        let d2 = f64::from_bits((key >> 32) as u64);
+                        (id, d2.sqrt(), key as u32)
+                    }));
                 }
             }
             out
@@ -669,18 +723,17 @@ fn principal_rotation(data: &Matrix) -> Rotation {
         }
     }
     mean.iter_mut().for_each(|m| *m /= n);
-    let mut cov = vec![0.0; dims * dims];
-    let mut centred = vec![0.0; dims];
-    for row in data.rows() {
-        for ((c, x), m) in centred.iter_mut().zip(row).zip(&mean) {
-            *c = x - m;
-        }
-        for a in 0..dims {
-            for b in a..dims {
-                cov[a * dims + b] += centred[a] * centred[b];
-            }
+    // Covariance (unscaled) as a GEMM: `Cᵀ · C` on the centred rows.
+    let mut centred = Array2::<f64>::zeros((data.n_rows(), dims));
+    for (mut out, row) in centred.rows_mut().into_iter().zip(data.rows()) {
+        for ((o, x), m) in out.iter_mut().zip(row).zip(&mean) {
+            *o = x - m;
         }
     }
+    let mut cov = Array2::<f64>::zeros((dims, dims));
+    general_mat_mul(1.0, &centred.t(), &centred, 0.0, &mut cov);
+    let mut cov = cov.into_raw_vec_and_offset().0;
+    // Exactly symmetric (the GEMM may sum the two triangles in different orders).
     for a in 0..dims {
         for b in 0..a {
             cov[a * dims + b] = cov[b * dims + a];
