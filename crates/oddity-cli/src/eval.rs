@@ -48,11 +48,12 @@ pub enum EvalCommand {
         #[arg(long, required = true, num_args = 1..)]
         data: Vec<PathBuf>,
         /// Detectors to run (default: all): isolation_forest, lof, zscore, one_class_svm,
-        /// half_space_trees, ensemble.
-        #[arg(long)]
+        /// half_space_trees, ensemble; repeated or comma-separated.
+        #[arg(long, value_delimiter = ',')]
         detector: Vec<String>,
-        /// Seeds for seeded detectors (scores are averaged over them).
-        #[arg(long)]
+        /// Seeds for seeded detectors (scores are averaged over them); repeated or
+        /// comma-separated.
+        #[arg(long, value_delimiter = ',')]
         seed: Vec<u64>,
         /// Print the report as JSON.
         #[arg(long)]
@@ -98,9 +99,9 @@ pub fn run(command: EvalCommand) -> anyhow::Result<()> {
             }
             let report = report.context("no detector was run")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
             } else {
-                print!("{report}");
+                print_out(&report.to_string())?;
             }
         }
         EvalCommand::Tabular {
@@ -117,13 +118,25 @@ pub fn run(command: EvalCommand) -> anyhow::Result<()> {
             };
             let report = tabular::run(&opts)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
             } else {
-                print!("{report}");
+                print_out(&report.to_string())?;
             }
         }
     }
     Ok(())
+}
+
+/// Writes a report to standard output. A reader that closed the pipe early (`| head`) is not
+/// an error: `print!` would panic there.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the report to standard output"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Reads a detector configuration from TOML or JSON.
