@@ -37,7 +37,7 @@ use oddity_detect::field::{Attrs, FieldPath};
 use oddity_detect::rules::RuleContext;
 use oddity_detect::{Detector, DetectorState, Input, Verdict};
 use oddity_model::{Anomaly, Event};
-use oddity_store::{DetectorModel, StateChange, StateEntry};
+use oddity_store::{DetectorModel, DetectorModelInfo, StateChange, StateEntry};
 
 use crate::PipelineError;
 
@@ -247,12 +247,14 @@ impl Engine {
                         let verdict = detector.observe(&input);
                         if fits_models && let Some(f) = detector.take_fitted() {
                             self.fitted.push(DetectorModel {
-                                detector: spec.id.clone(),
-                                key: key.to_string(),
-                                version: f.version,
-                                created_at: now_ms,
-                                trained_at: f.trained_at,
-                                rows: f.rows,
+                                info: DetectorModelInfo {
+                                    detector: spec.id.clone(),
+                                    key: key.to_string(),
+                                    version: f.version,
+                                    created_at: now_ms,
+                                    trained_at: f.trained_at,
+                                    rows: f.rows,
+                                },
                                 model: f.model,
                             });
                         }
@@ -771,7 +773,7 @@ description = "{entity}"
         a.process(&events, 77);
         let models = a.take_models();
         assert_eq!(models.len(), 1, "one fit after the warm-up");
-        let m = &models[0];
+        let m = &models[0].info;
         assert_eq!(
             (m.detector.as_str(), m.key.as_str()),
             ("forest", "[3,\"metrics\"]")
@@ -794,7 +796,10 @@ description = "{entity}"
             vec![("forest".to_owned(), "[3,\"metrics\"]".to_owned(), 1)]
         );
         // A restart with the stored model continues exactly; without it, the detector refits.
-        let stored = HashMap::from([(("forest".to_owned(), m.key.clone()), m.model.clone())]);
+        let stored = HashMap::from([(
+            ("forest".to_owned(), m.key.clone()),
+            models[0].model.clone(),
+        )]);
         let mut b = Engine::new(specs.clone(), RuleContext::default(), 3);
         assert!(b.restore(entries.clone(), &stored).is_empty());
         let mut c = Engine::new(specs, RuleContext::default(), 3);
@@ -808,7 +813,7 @@ description = "{entity}"
         assert!(b.take_models().is_empty());
         c.process(&later, 0);
         assert_eq!(
-            c.take_models()[0].version,
+            c.take_models()[0].info.version,
             2,
             "refitted: the model was missing"
         );

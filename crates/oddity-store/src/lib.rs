@@ -59,9 +59,9 @@ pub struct CommitBatch {
 /// those [`MODEL_VERSIONS_KEPT`] or more versions older than it.
 pub const MODEL_VERSIONS_KEPT: u32 = 10;
 
-/// One version of a model fitted by a pipeline detector (Isolation Forest, LOF, …) for one key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DetectorModel {
+/// A stored detector model version without the model itself (for listings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorModelInfo {
     /// Detector id from the configuration.
     pub detector: String,
     /// The instance's key (a type, a series, an entity: see the detector's `key`).
@@ -74,33 +74,16 @@ pub struct DetectorModel {
     pub trained_at: i64,
     /// Rows it was fitted on.
     pub rows: u64,
+}
+
+/// One version of a model fitted by a pipeline detector (Isolation Forest, LOF, …) for one key:
+/// its listing line and the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorModel {
+    #[serde(flatten)]
+    pub info: DetectorModelInfo,
     /// The model, as JSON.
     pub model: serde_json::Value,
-}
-
-/// A stored detector model version without the model itself (for listings).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DetectorModelInfo {
-    pub detector: String,
-    pub key: String,
-    pub version: u32,
-    pub created_at: i64,
-    pub trained_at: i64,
-    pub rows: u64,
-}
-
-impl DetectorModel {
-    /// The listing line of this version.
-    pub fn info(&self) -> DetectorModelInfo {
-        DetectorModelInfo {
-            detector: self.detector.clone(),
-            key: self.key.clone(),
-            version: self.version,
-            created_at: self.created_at,
-            trained_at: self.trained_at,
-            rows: self.rows,
-        }
-    }
 }
 
 /// A partition's saved detector state and the log offset it reflects.

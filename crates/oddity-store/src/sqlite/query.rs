@@ -402,25 +402,31 @@ pub(super) fn entity_risk(
     Ok(risk)
 }
 
+/// Columns of a model's listing line, as [`model_info`] reads them.
+const MODEL_INFO_COLUMNS: &str = "key, version, created_at, trained_at, rows";
+
+/// A model's listing line from the first columns of a row ([`MODEL_INFO_COLUMNS`]).
+fn model_info(detector: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<DetectorModelInfo> {
+    Ok(DetectorModelInfo {
+        detector: detector.to_owned(),
+        key: r.get(0)?,
+        version: r.get(1)?,
+        created_at: r.get(2)?,
+        trained_at: r.get(3)?,
+        rows: r.get::<_, i64>(4)?.max(0) as u64,
+    })
+}
+
 /// The stored model versions of `detector`, by key then version.
 pub(super) fn detector_models(
     conn: &mut Connection,
     detector: &str,
 ) -> Result<Vec<DetectorModelInfo>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT key, version, created_at, trained_at, rows FROM detector_models
-         WHERE detector = ?1 ORDER BY key, version",
-    )?;
-    let rows = stmt.query_map([detector], |r| {
-        Ok(DetectorModelInfo {
-            detector: detector.to_owned(),
-            key: r.get(0)?,
-            version: r.get(1)?,
-            created_at: r.get(2)?,
-            trained_at: r.get(3)?,
-            rows: r.get::<_, i64>(4)?.max(0) as u64,
-        })
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MODEL_INFO_COLUMNS} FROM detector_models
+         WHERE detector = ?1 ORDER BY key, version"
+    ))?;
+    let rows = stmt.query_map([detector], |r| model_info(detector, r))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -432,35 +438,22 @@ pub(super) fn detector_model(
     version: Option<u32>,
 ) -> Result<Option<DetectorModel>, StoreError> {
     let found = conn
-        .prepare_cached(
-            "SELECT version, created_at, trained_at, rows, model FROM detector_models
+        .prepare_cached(&format!(
+            "SELECT {MODEL_INFO_COLUMNS}, model FROM detector_models
              WHERE detector = ?1 AND key = ?2 AND (?3 IS NULL OR version = ?3)
-             ORDER BY version DESC LIMIT 1",
-        )?
+             ORDER BY version DESC LIMIT 1"
+        ))?
         .query_row(params![detector, key, version], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-            ))
+            Ok((model_info(detector, r)?, r.get::<_, String>(5)?))
         })
         .optional()?;
-    let Some((version, created_at, trained_at, rows, model)) = found else {
+    let Some((info, model)) = found else {
         return Ok(None);
     };
-    let model = serde_json::from_str(&model)
-        .map_err(|e| StoreError::Corrupt(format!("model {detector}/{key} v{version}: {e}")))?;
-    Ok(Some(DetectorModel {
-        detector: detector.to_owned(),
-        key: key.to_owned(),
-        version,
-        created_at,
-        trained_at,
-        rows: rows.max(0) as u64,
-        model,
-    }))
+    let model = serde_json::from_str(&model).map_err(|e| {
+        StoreError::Corrupt(format!("model {detector}/{key} v{}: {e}", info.version))
+    })?;
+    Ok(Some(DetectorModel { info, model }))
 }
 
 #[cfg(test)]

@@ -196,8 +196,8 @@ fn insert_anomalies(tx: &Transaction<'_>, anomalies: &[Anomaly]) -> Result<(), S
 /// Saves detector model versions (a version already stored is left as it is) and prunes the
 /// versions [`MODEL_VERSIONS_KEPT`] or more below each new one.
 fn insert_models(tx: &Transaction<'_>, models: &[DetectorModel]) -> Result<(), StoreError> {
-    for m in models {
-        let json = serde_json::to_string(&m.model).map_err(|e| {
+    for DetectorModel { info: m, model } in models {
+        let json = serde_json::to_string(model).map_err(|e| {
             StoreError::Encode(format!(
                 "model {}/{} v{}: {e}",
                 m.detector, m.key, m.version

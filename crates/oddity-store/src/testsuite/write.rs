@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{HOUR, T0, anomaly, batch, event, events_at, must_commit, newest_first};
 use crate::{
-    AnomalyQuery, CommitBatch, DetectorModel, EventQuery, MODEL_VERSIONS_KEPT, SavedState,
-    StateChange, StateEntry, Store, StoreError,
+    AnomalyQuery, CommitBatch, DetectorModel, DetectorModelInfo, EventQuery, MODEL_VERSIONS_KEPT,
+    SavedState, StateChange, StateEntry, Store, StoreError,
 };
 
 fn all_events() -> EventQuery {
@@ -419,12 +419,14 @@ pub async fn checkpoint_offset_is_kept_until_the_next_checkpoint<S: Store>(store
 /// A model version of (`detector`, `key`) whose JSON names its version.
 fn model(detector: &str, key: &str, version: u32) -> DetectorModel {
     DetectorModel {
-        detector: detector.into(),
-        key: key.into(),
-        version,
-        created_at: T0 + i64::from(version),
-        trained_at: T0 - HOUR + i64::from(version),
-        rows: 1_000 + u64::from(version),
+        info: DetectorModelInfo {
+            detector: detector.into(),
+            key: key.into(),
+            version,
+            created_at: T0 + i64::from(version),
+            trained_at: T0 - HOUR + i64::from(version),
+            rows: 1_000 + u64::from(version),
+        },
         model: json!({ "version": version, "trees": [[0.5, 1.25e-300]], "name": "naïve ✓" }),
     }
 }
@@ -452,7 +454,7 @@ pub async fn detector_models_versions_replay_and_pruning<S: Store>(store: &S) {
     assert_eq!(got, Some(model("forest", "[0,\"cpu\"]", 1)));
     // A replay fits version 1 again, later, maybe differently: the stored one stays.
     let mut again = model("forest", "b", 1);
-    again.created_at += 99;
+    again.info.created_at += 99;
     again.model = json!({"other": true});
     let b = CommitBatch {
         partition: 0,
@@ -496,7 +498,7 @@ pub async fn detector_models_versions_replay_and_pruning<S: Store>(store: &S) {
     );
     assert_eq!(
         store.detector_models("forest").await.unwrap()[0],
-        model("forest", "[0,\"cpu\"]", 1).info()
+        model("forest", "[0,\"cpu\"]", 1).info
     );
     // A rejected batch saves no model.
     let bad = CommitBatch {
