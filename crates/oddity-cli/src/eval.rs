@@ -98,11 +98,7 @@ pub fn run(command: EvalCommand) -> anyhow::Result<()> {
                 }
             }
             let report = report.context("no detector was run")?;
-            if json {
-                print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
-            } else {
-                print_out(&report.to_string())?;
-            }
+            print_report(&report, json)?;
         }
         EvalCommand::Tabular {
             data,
@@ -116,20 +112,23 @@ pub fn run(command: EvalCommand) -> anyhow::Result<()> {
                 seeds: seed,
                 repeat: 1,
             };
-            let report = tabular::run(&opts)?;
-            if json {
-                print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
-            } else {
-                print_out(&report.to_string())?;
-            }
+            print_report(&tabular::run(&opts)?, json)?;
         }
     }
     Ok(())
 }
 
-/// Writes a report to standard output. A reader that closed the pipe early (`| head`) is not
-/// an error: `print!` would panic there.
-fn print_out(text: &str) -> anyhow::Result<()> {
+/// Writes a report to standard output, as a table for people or as JSON. A reader that closed
+/// the pipe early (`| head`) is not an error: `print!` would panic there.
+fn print_report<R: serde::Serialize + std::fmt::Display>(
+    report: &R,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = if json {
+        serde_json::to_string_pretty(report)? + "\n"
+    } else {
+        report.to_string()
+    };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

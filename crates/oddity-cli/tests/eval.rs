@@ -28,35 +28,33 @@ fn oddity() -> Command {
     Command::new(env!("CARGO_BIN_EXE_oddity"))
 }
 
+/// Runs `oddity eval tabular ARGS --data CSV`, expecting success; its standard output.
+fn eval_tabular(args: &[&str], csv: &Path) -> Vec<u8> {
+    let out = oddity()
+        .args(["eval", "tabular"])
+        .args(args)
+        .arg("--data")
+        .arg(csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn tabular_report_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write_csv(dir.path());
-    let out = oddity()
-        .args(["eval", "tabular", "--detector", "lof,zscore", "--data"])
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8(out.stdout).unwrap();
+    let table = String::from_utf8(eval_tabular(&["--detector", "lof,zscore"], &csv)).unwrap();
     assert!(table.contains("blobs"), "{table}");
     assert!(table.contains("lof") && table.contains("zscore"), "{table}");
 
-    let out = oddity()
-        .args(["eval", "tabular", "--detector", "lof", "--json", "--data"])
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = eval_tabular(&["--detector", "lof", "--json"], &csv);
+    let report: serde_json::Value = serde_json::from_slice(&json).unwrap();
     let lof = &report["results"][0];
     assert_eq!(lof["detector"], "lof");
     assert_eq!(lof["rows"], 204);
