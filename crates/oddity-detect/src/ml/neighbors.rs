@@ -48,7 +48,7 @@
 //! against 21–27 ms): a row then meets its candidates in no useful order, so its bound stays
 //! loose and it keeps many more candidates. Cost per row on one core (`thyroid`, 3 772 × 6):
 //! ~1.2 µs of GEMM, 0.5 µs for the bound, ~0.6 µs for the vectorised test over all rows,
-//! ~2 µs for the candidates (extraction, exact distances, selection).
+//! ~3 µs for the candidates (extraction, exact distances, selection).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, Axis, Slice};
