@@ -26,7 +26,8 @@
 //! 10+ columns rotated onto their principal axes, incremental cell distances), queried in
 //! parallel on scoped threads. The training rows' neighbours come from an exact brute-force
 //! search instead when that is cheaper (small `n² · d`, see `brute_force_pays`); it gives the
-//! same neighbours as an unrotated tree, and exact ones where the tree is rotated. Equal
+//! same neighbours as an unrotated tree, and exact ones where the tree is rotated, and the
+//! model then builds its tree only when it first scores a new row (or is serialised). Equal
 //! distances are broken by row index (by the last bit after a rotation); scikit-learn breaks
 //! them by its own traversal, which can change *which* of several equidistant points is the k-th
 //! neighbour (never the k distances themselves), so factors can differ slightly on data with
@@ -35,7 +36,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{Contamination, check_data, par_chunks};
-use super::neighbors::{KdTree, Knn, brute_all_knn};
+use super::neighbors::{
+    KdTree, Knn, LazyKdTree, SCREEN_MAX_ABS, brute_all_knn, largest_equal_group,
+};
 use super::{Estimator, Matrix, OutlierModel};
 use crate::DetectError;
 
@@ -88,7 +91,7 @@ impl Default for LocalOutlierFactor {
 pub struct LofModel {
     k: usize,
     threshold: f64,
-    tree: KdTree,
+    tree: LazyKdTree,
     /// Per training row (original order): distance to its k-th neighbour.
     k_distance: Vec<f64>,
     /// Per training row: local reachability density.
@@ -121,7 +124,7 @@ impl LofModel {
 
     /// LOF of a new row against the training set, reusing `knn` as scratch space.
     fn score_with(&self, row: &[f64], knn: &mut Knn) -> f64 {
-        self.tree.knn(row, knn);
+        self.tree.get().knn(row, knn);
         let neighbours = knn.items();
         let reach: f64 = neighbours
             .iter()
@@ -199,13 +202,18 @@ impl Estimator for LocalOutlierFactor {
             )));
         }
         let k = self.n_neighbors.min(n - 1);
-        let tree = KdTree::build(data);
 
-        // k neighbours of every training row, excluding itself (its duplicates count).
-        let (dist, nbr) = if brute_force_pays(n, data.n_cols(), tree.largest_group(), k) {
-            brute_all_knn(data, tree.order(), k)
+        // k neighbours of every training row, excluding itself (its duplicates count). The
+        // KD-tree, which scores new rows, is built when first needed if brute force finds them.
+        let max_abs = data.as_slice().iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let brute = max_abs <= SCREEN_MAX_ABS
+            && brute_force_pays(n, data.n_cols(), largest_equal_group(data), k);
+        let (tree, (dist, nbr)) = if brute {
+            (LazyKdTree::later(data), brute_all_knn(data, k))
         } else {
-            tree.all_knn(k)
+            let tree = KdTree::build(data);
+            let found = tree.all_knn(k);
+            (LazyKdTree::built(tree), found)
         };
 
         let (k_distance, lrd, training_lof) = factors(&dist, &nbr, k);
@@ -390,9 +398,9 @@ mod tests {
         let data = Matrix::from_rows(&rows).unwrap();
         let k = 20;
         let tree = KdTree::build(&data);
-        assert!(brute_force_pays(700, 4, tree.largest_group(), k));
+        assert!(brute_force_pays(700, 4, largest_equal_group(&data), k));
         let (d1, n1) = tree.all_knn(k);
-        let (d2, n2) = brute_all_knn(&data, tree.order(), k);
+        let (d2, n2) = brute_all_knn(&data, k);
         assert_eq!((&d1, &n1), (&d2, &n2));
         let scores = LocalOutlierFactor::default().fit_score(&data).unwrap().1;
         assert_eq!(factors(&d1, &n1, k).2, scores);
