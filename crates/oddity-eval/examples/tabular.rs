@@ -11,6 +11,10 @@ use std::process::ExitCode;
 
 use oddity_eval::tabular::{TabularOptions, registry, run};
 
+/// The `oddity` binary's allocator, so that the timings are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn usage() -> String {
     let names: Vec<&str> = registry().iter().map(|e| e.name).collect();
     format!(

@@ -134,7 +134,7 @@ pub(crate) fn average_path_length(n: usize) -> f64 {
 }
 
 /// Number of worker threads to use (the machine's parallelism).
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -60,7 +60,7 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::Matrix;
-use super::common::{par_chunks, par_chunks_with};
+use super::common::{par_chunks, par_chunks_with, threads};
 
 /// Most distinct points in a leaf.
 const LEAF_SIZE: usize = 16;
@@ -484,7 +484,7 @@ impl KdTree {
 }
 
 /// Rows sampled to find the principal axes of [`brute_all_knn`].
-const ROTATION_SAMPLE: usize = 2048;
+const ROTATION_SAMPLE: usize = 512;
 
 /// Rows in the panels swept first, which set each query's initial bound.
 const SEED_ROWS: usize = 128;
@@ -520,6 +520,19 @@ struct BruteScratch {
     scratch_upper: Vec<u32>,
 }
 
+/// The layout of some panels of [`brute_all_knn`] (built in parallel, then joined).
+#[derive(Debug, Default)]
+struct PanelPart {
+    /// Per panel, per coordinate, its rows' values × −2 (one lane per row).
+    packed: Vec<f32>,
+    /// Per lane, its row's squared norm (∞ for the padding of the last panel).
+    norms: Vec<f32>,
+    /// Per panel, its box: lower ends then upper ends.
+    boxes: Vec<f32>,
+    /// Per panel, its largest squared norm.
+    panel_norm: Vec<f32>,
+}
+
 /// The data of [`brute_all_knn`], laid out for its screen.
 struct BruteForce<'a> {
     data: &'a Matrix,
@@ -529,8 +542,8 @@ struct BruteForce<'a> {
     dims: usize,
     /// Reference rows per panel: the SIMD width.
     lanes: usize,
-    /// Centred rows in `order`, `f32`, row-major.
-    xs: Vec<f32>,
+    /// Centred (perhaps rotated) rows, `f32`, row-major, in the original order.
+    coords: Vec<f32>,
     /// Per panel of `lanes` rows (in `order`), per coordinate, the rows' values × −2.
     panels: Vec<f32>,
     /// `(1 − rel)‖y‖²` per position; infinite for the padding of the last panel.
@@ -695,7 +708,8 @@ impl BruteForce<'_> {
         queries.clear();
         queries.resize(dims * QUERY_BLOCK, 0.0);
         for q in 0..count {
-            let row = &self.xs[(first + q) * dims..(first + q + 1) * dims];
+            let id = self.order[first + q] as usize;
+            let row = &self.coords[id * dims..(id + 1) * dims];
             for (c, &x) in row.iter().enumerate() {
                 queries[c * QUERY_BLOCK + q] = x;
             }
@@ -957,7 +971,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
     let rotation = (dims >= ROTATE_MIN_DIMS)
-        .then(|| principal_axes(data, &mean, ROTATION_SAMPLE))
+        .then(|| principal_axes(data, &mean, ROTATION_SAMPLE, 1e-8))
         .filter(|(_, variances)| {
             let total: f64 = variances.iter().sum();
             let leading: f64 = variances[..dims.div_ceil(3)].iter().sum();
@@ -965,19 +979,23 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         })
         .map(|(axes, _)| axes);
     let coords: Vec<f32> = match &rotation {
-        Some(axes) => par_chunks(n, dims * dims, |rows| {
-            let mut centred = Array2::<f64>::zeros((rows.len(), dims));
-            for (mut out, i) in centred.rows_mut().into_iter().zip(rows.clone()) {
-                for ((o, x), m) in out.iter_mut().zip(data.row(i)).zip(&mean) {
-                    *o = x - m;
-                }
-            }
-            let axes = ArrayView2::from_shape((dims, dims), axes)
+        Some(axes) => {
+            // An f32 GEMM (its error is in `rel` below).
+            let axes: Vec<f32> = axes.iter().map(|&a| a as f32).collect();
+            let axes = ArrayView2::from_shape((dims, dims), &axes)
                 .unwrap_or_else(|_| unreachable!("the axes are dims × dims"));
-            let mut rotated = Array2::<f64>::zeros((rows.len(), dims));
-            general_mat_mul(1.0, &centred, &axes.t(), 0.0, &mut rotated);
-            rotated.iter().map(|&v| v as f32).collect()
-        }),
+            par_chunks(n, dims * dims, |rows| {
+                let mut centred = Array2::<f32>::zeros((rows.len(), dims));
+                for (mut out, i) in centred.rows_mut().into_iter().zip(rows.clone()) {
+                    for ((o, x), m) in out.iter_mut().zip(data.row(i)).zip(&mean) {
+                        *o = (x - m) as f32;
+                    }
+                }
+                let mut rotated = Array2::<f32>::zeros((rows.len(), dims));
+                general_mat_mul(1.0, &centred, &axes.t(), 0.0, &mut rotated);
+                rotated.into_raw_vec_and_offset().0
+            })
+        }
         None => data
             .rows()
             .flat_map(|row| row.iter().zip(&mean).map(|(x, m)| (x - m) as f32))
@@ -991,47 +1009,73 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     // Error bound of a screened value, `rel · (‖x‖² + ‖y‖²) + abs`. With u = 2⁻²⁴, rounding the
     // centred values to f32 moves a squared distance by at most 4u(‖x‖² + ‖y‖²), the f32 dot
     // product by d·u(‖x‖² + ‖y‖²)/2 (doubled), the norms and the final sum by 4u(‖x‖² + ‖y‖²):
-    // (d + 8)u in all, taken 4× here. A rotation by axes whose `AᵀA` is within ε of the
-    // identity changes squared distances by at most ε(‖x‖² + ‖y‖²)·2 (taken 4×), and its f64
-    // products add d·2⁻⁵³ relative. `abs` covers the f64 centring, whose error is relative to
-    // the raw values (2⁻⁵² max|x| per coordinate), again with a wide margin.
-    let rel =
-        (dims as f32 + 8.0) * 2f32.powi(-22) + (8.0 * orth + dims as f64 * 2f64.powi(-50)) as f32;
+    // (d + 8)u in all, taken 4× here. A rotation moves each row by at most c‖x‖, c = (d^1.5 +
+    // 1)u (its f32 GEMM: d·u‖x‖ per coordinate; its rounded input: u‖x‖), hence squared
+    // distances by at most 4c(‖x‖² + ‖y‖²), taken 2×; axes whose `AᵀA` is within ε of the
+    // identity add 2ε(‖x‖² + ‖y‖²), taken 4×. `abs` covers the f64 centring, whose error is
+    // relative to the raw values (2⁻⁵² max|x| per coordinate), again with a wide margin.
+    let u = 2f64.powi(-24);
+    let rotation_error = if rotation.is_some() {
+        8.0 * ((dims as f64).powf(1.5) + 1.0) * u + 8.0 * orth
+    } else {
+        0.0
+    };
+    let rel = ((dims as f64 + 8.0) * 4.0 * u + rotation_error) as f32;
     let abs = (dims as f64 * 2f64.powi(-46) * max_abs * max_abs) as f32 * 2.0;
 
+    // Panels in parallel: the rows (× −2) lane by lane, each row's squared norm, each panel's
+    // box and largest norm.
     let panels = n.div_ceil(lanes);
-    let mut xs = vec![0.0f32; n * dims];
-    let mut packed = vec![0.0f32; panels * dims * lanes];
-    let mut norms = vec![f32::INFINITY; panels * lanes];
-    let mut scaled = vec![f32::INFINITY; panels * lanes];
-    for (i, &id) in order.iter().enumerate() {
-        let (p, lane) = (i / lanes, i % lanes);
-        let mut norm = 0.0f64;
-        let row = &coords[id as usize * dims..(id as usize + 1) * dims];
-        for (c, &v) in row.iter().enumerate() {
-            xs[i * dims + c] = v;
-            packed[(p * dims + c) * lanes + lane] = -2.0 * v;
-            norm += f64::from(v) * f64::from(v);
+    let parts = par_chunks(panels, 4 * dims * lanes, |range| {
+        let mut part = PanelPart::default();
+        for p in range {
+            part.packed.resize(part.packed.len() + dims * lanes, 0.0);
+            let at = part.packed.len() - dims * lanes;
+            let (mut lo, mut hi) = (vec![f32::INFINITY; dims], vec![f32::NEG_INFINITY; dims]);
+            let mut most = 0.0f32;
+            for lane in 0..lanes {
+                let Some(&id) = order.get(p * lanes + lane) else {
+                    part.norms.push(f32::INFINITY);
+                    continue;
+                };
+                let row = &coords[id as usize * dims..(id as usize + 1) * dims];
+                let mut norm = 0.0f64;
+                for (c, &v) in row.iter().enumerate() {
+                    part.packed[at + c * lanes + lane] = -2.0 * v;
+                    norm += f64::from(v) * f64::from(v);
+                    lo[c] = lo[c].min(v);
+                    hi[c] = hi[c].max(v);
+                }
+                part.norms.push(norm as f32);
+                most = most.max(norm as f32);
+            }
+            part.boxes.extend(lo.iter().chain(&hi));
+            part.panel_norm.push(most);
         }
-        norms[i] = norm as f32;
-        scaled[i] = norm as f32 * (1.0 - rel);
-    }
+        vec![part]
+    });
+    let mut packed = Vec::with_capacity(panels * dims * lanes);
+    let mut norms = Vec::with_capacity(panels * lanes);
     let padded_panels = panels.div_ceil(lanes) * lanes;
     let mut box_lo = vec![f32::INFINITY; dims * padded_panels];
     let mut box_hi = vec![f32::NEG_INFINITY; dims * padded_panels];
-    let mut panel_norm = vec![0.0f32; padded_panels];
-    for (i, row) in xs.chunks_exact(dims).enumerate() {
-        let p = i / lanes;
-        panel_norm[p] = panel_norm[p].max(norms[i]);
-        for (c, &v) in row.iter().enumerate() {
-            let (lo, hi) = (
-                &mut box_lo[c * padded_panels + p],
-                &mut box_hi[c * padded_panels + p],
-            );
-            *lo = lo.min(v);
-            *hi = hi.max(v);
+    let mut panel_norm = Vec::with_capacity(padded_panels);
+    for part in parts {
+        packed.extend_from_slice(&part.packed);
+        norms.extend_from_slice(&part.norms);
+        for bounds in part.boxes.chunks_exact(2 * dims) {
+            let p = panel_norm.len();
+            for c in 0..dims {
+                box_lo[c * padded_panels + p] = bounds[c];
+                box_hi[c * padded_panels + p] = bounds[dims + c];
+            }
+            panel_norm.push(0.0);
         }
+        let from = panel_norm.len() - part.panel_norm.len();
+        panel_norm[from..].copy_from_slice(&part.panel_norm);
     }
+    panel_norm.resize(padded_panels, 0.0);
+    let scaled: Vec<f32> = norms.iter().map(|&v| v * (1.0 - rel)).collect();
     let search = BruteForce {
         data,
         order: &order,
@@ -1039,7 +1083,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         n,
         dims,
         lanes,
-        xs,
+        coords,
         panels: packed,
         scaled,
         norms,
@@ -1064,6 +1108,9 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     );
     scatter(&found, n, k)
 }
+
+/// Rows on which [`split_once`] judges the widest coordinate.
+const SPREAD_SAMPLE: usize = 64;
 
 /// Leaf size of [`locality_order`] for [`brute_all_knn`].
 const LOCALITY_LEAF: usize = 16;
@@ -1148,37 +1195,78 @@ impl<'de> Deserialize<'de> for LazyKdTree {
 /// order, without building the tree). Leaves hold at most `leaf` rows.
 pub(crate) fn locality_order(coords: &[f32], dims: usize, leaf: usize) -> Vec<u32> {
     let n = coords.len() / dims.max(1);
-    let row = |id: u32| &coords[id as usize * dims..(id as usize + 1) * dims];
     let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut stack = vec![(0usize, n)];
-    let mut lo = vec![0.0f32; dims];
-    let mut hi = vec![0.0f32; dims];
+    // The first split, then each half on its own thread when both are worth one.
+    if n * dims < 100_000 || threads() < 2 {
+        split_in_order(&mut order, coords, dims, leaf);
+        return order;
+    }
+    let mid = split_once(&mut order, coords, dims, &mut Vec::with_capacity(n)).unwrap_or(0);
+    let (left, right) = order.split_at_mut(mid);
+    std::thread::scope(|s| {
+        s.spawn(|| split_in_order(left, coords, dims, leaf));
+        split_in_order(right, coords, dims, leaf);
+    });
+    order
+}
+
+/// Splits `ids` at the median of their widest coordinate (the lower half first); returns the
+/// split position, or `None` when all of them are equal. The widest coordinate is judged on
+/// at most [`SPREAD_SAMPLE`] of the rows (any split is correct; a good one is cheaper to find
+/// on a sample), and the median is selected on (coordinate, id) keys in one array, not through
+/// the rows (scattered in memory).
+fn split_once(ids: &mut [u32], coords: &[f32], dims: usize, keys: &mut Vec<u64>) -> Option<usize> {
+    let row = |id: u32| &coords[id as usize * dims..(id as usize + 1) * dims];
+    let mut lo = vec![f32::INFINITY; dims];
+    let mut hi = vec![f32::NEG_INFINITY; dims];
+    let stride = ids.len().div_ceil(SPREAD_SAMPLE).max(1);
+    for &id in ids.iter().step_by(stride) {
+        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row(id)) {
+            *l = if v < *l { v } else { *l };
+            *h = if v > *h { v } else { *h };
+        }
+    }
+    let (split, spread) = (0..dims)
+        .map(|d| (d, hi[d] - lo[d]))
+        .fold((0, 0.0), |best, c| if c.1 > best.1 { c } else { best });
+    if spread <= 0.0 || ids.len() < 2 {
+        // The sample may miss the spread of a part of many rows: all equal only if all are.
+        if stride == 1 || ids.iter().all(|&id| row(id) == row(ids[0])) {
+            return None;
+        }
+    }
+    // (coordinate as an order-preserving integer, id)
+    keys.clear();
+    keys.extend(ids.iter().map(|&id| {
+        let bits = row(id)[split].to_bits();
+        let ordered = if bits >> 31 == 1 {
+            !bits
+        } else {
+            bits | 1 << 31
+        };
+        u64::from(ordered) << 32 | u64::from(id)
+    }));
+    let mid = ids.len() / 2;
+    keys.select_nth_unstable(mid);
+    for (id, &key) in ids.iter_mut().zip(keys.iter()) {
+        *id = key as u32;
+    }
+    Some(mid)
+}
+
+/// Splits `ids` recursively ([`split_once`]) until at most `leaf` remain in a part.
+fn split_in_order(ids: &mut [u32], coords: &[f32], dims: usize, leaf: usize) {
+    let mut keys = Vec::with_capacity(ids.len());
+    let mut stack = vec![(0usize, ids.len())];
     while let Some((start, end)) = stack.pop() {
         if end - start <= leaf.max(1) {
             continue;
         }
-        lo.fill(f32::INFINITY);
-        hi.fill(f32::NEG_INFINITY);
-        for &id in &order[start..end] {
-            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row(id)) {
-                *l = if v < *l { v } else { *l };
-                *h = if v > *h { v } else { *h };
-            }
+        if let Some(mid) = split_once(&mut ids[start..end], coords, dims, &mut keys) {
+            stack.push((start + mid, end));
+            stack.push((start, start + mid));
         }
-        let (split, spread) = (0..dims)
-            .map(|d| (d, hi[d] - lo[d]))
-            .fold((0, 0.0), |best, c| if c.1 > best.1 { c } else { best });
-        if spread <= 0.0 {
-            continue;
-        }
-        let mid = start + (end - start) / 2;
-        order[start..end].select_nth_unstable_by(mid - start, |&a, &b| {
-            row(a)[split].total_cmp(&row(b)[split]).then(a.cmp(&b))
-        });
-        stack.push((mid, end));
-        stack.push((start, mid));
     }
-    order
 }
 
 /// Lays out `(row, distance, neighbour)` triples, `k` consecutive ones per row, in row order.
@@ -1206,14 +1294,19 @@ fn principal_rotation(data: &Matrix) -> Rotation {
         }
     }
     mean.iter_mut().for_each(|m| *m /= data.n_rows() as f64);
-    let (axes, _) = principal_axes(data, &mean, usize::MAX);
+    let (axes, _) = principal_axes(data, &mean, usize::MAX, 1e-30);
     Rotation { mean, axes }
 }
 
 /// Principal axes of the rows of `data` around `mean` (row-major `dims × dims`, by decreasing
 /// variance) and the variance along each (unscaled), from at most `max_rows` rows taken at an
 /// even stride (any orthogonal axes are correct; a sample finds good ones for less).
-fn principal_axes(data: &Matrix, mean: &[f64], max_rows: usize) -> (Vec<f64>, Vec<f64>) {
+fn principal_axes(
+    data: &Matrix,
+    mean: &[f64],
+    max_rows: usize,
+    tolerance: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let dims = data.n_cols();
     let n = data.n_rows();
     let stride = n.div_ceil(max_rows.max(1)).max(1);
@@ -1234,7 +1327,7 @@ fn principal_axes(data: &Matrix, mean: &[f64], max_rows: usize) -> (Vec<f64>, Ve
             cov[a * dims + b] = cov[b * dims + a];
         }
     }
-    let (values, vectors) = jacobi_eigen(cov, dims);
+    let (values, vectors) = jacobi_eigen(cov, dims, tolerance);
     let mut order: Vec<usize> = (0..dims).collect();
     order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
     // Column `c` of `vectors` is an eigenvector; store it as row of `axes`.
@@ -1265,7 +1358,7 @@ fn orthogonality_error(axes: &[f64], dims: usize) -> f64 {
 
 /// Eigenvalues and eigenvectors (columns of the row-major result) of the symmetric `d × d`
 /// matrix `a`, by cyclic Jacobi rotations.
-fn jacobi_eigen(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<f64>) {
+fn jacobi_eigen(mut a: Vec<f64>, d: usize, tolerance: f64) -> (Vec<f64>, Vec<f64>) {
     let mut v = vec![0.0; d * d];
     for i in 0..d {
         v[i * d + i] = 1.0;
@@ -1276,7 +1369,7 @@ fn jacobi_eigen(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<f64>) {
             .flat_map(|p| (p + 1..d).map(move |q| (p, q)))
             .map(|(p, q)| a[p * d + q] * a[p * d + q])
             .sum();
-        if off <= 1e-30 * scale || off == 0.0 {
+        if off <= tolerance * scale || off == 0.0 {
             break;
         }
         for p in 0..d {
@@ -1615,7 +1708,7 @@ mod tests {
     #[test]
     fn jacobi_diagonalises() {
         let a = vec![4.0, 1.0, 2.0, 1.0, 3.0, 0.5, 2.0, 0.5, 5.0];
-        let (values, v) = jacobi_eigen(a.clone(), 3);
+        let (values, v) = jacobi_eigen(a.clone(), 3, 1e-30);
         // A v_c = λ_c v_c for every column c.
         for c in 0..3 {
             for r in 0..3 {
