@@ -483,6 +483,9 @@ impl KdTree {
     }
 }
 
+/// Share of the variance on the head coordinates of [`brute_all_knn`]'s screen.
+const HEAD_VARIANCE: f64 = 0.95;
+
 /// Rows sampled to find the principal axes of [`brute_all_knn`].
 const ROTATION_SAMPLE: usize = 512;
 
@@ -520,6 +523,11 @@ struct BruteScratch {
     scratch_upper: Vec<u32>,
 }
 
+/// `√tail` rounded up to an f32 with a margin (2⁻¹⁶ relative) for the rounding of the sums.
+fn tail_norm(tail: f64) -> f32 {
+    (tail.sqrt() * (1.0 + 2f64.powi(-16))) as f32
+}
+
 /// The layout of some panels of [`brute_all_knn`] (built in parallel, then joined).
 #[derive(Debug, Default)]
 struct PanelPart {
@@ -527,6 +535,8 @@ struct PanelPart {
     packed: Vec<f32>,
     /// Per lane, its row's squared norm (∞ for the padding of the last panel).
     norms: Vec<f32>,
+    /// Per lane, the norm of its row's coordinates after the head ([`tail_norm`]).
+    tails: Vec<f32>,
     /// Per panel, its box: lower ends then upper ends.
     boxes: Vec<f32>,
     /// Per panel, its largest squared norm.
@@ -550,6 +560,10 @@ struct BruteForce<'a> {
     scaled: Vec<f32>,
     /// `‖y‖²` per position.
     norms: Vec<f32>,
+    /// Coordinates screened before the rest ([`BruteForce::screen_panel`]; `dims` when none).
+    head: usize,
+    /// Per position, the norm of the coordinates after the head, rounded up.
+    tails: Vec<f32>,
     /// Bounding boxes of the panels, coordinate-major (`dims × padded panel count`): lower
     /// and upper ends; padding panels have empty boxes (+∞, −∞).
     box_lo: Vec<f32>,
@@ -655,28 +669,50 @@ fn heap_replace_top(heap: &mut [f32], depth: u32, value: f32) -> f32 {
 
 impl BruteForce<'_> {
     /// The screened values of panel `p` for each query of the block (`queries`
-    /// coordinate-major): `(1 − rel)‖y‖² − 2x·y` per lane.
+    /// coordinate-major): `(1 − rel)‖y‖² − 2x·y` per lane; `None` when, after the head
+    /// coordinates, even the Cauchy–Schwarz bound on the rest (`−2‖x_tail‖‖y_tail‖`) leaves
+    /// every value above its query's `limit`.
     #[inline(always)]
     fn screen_panel<S: pulp::Simd>(
         &self,
         simd: S,
         p: usize,
         queries: &[f32],
-    ) -> [S::f32s; QUERY_BLOCK] {
-        let (dims, lanes) = (self.dims, self.lanes);
+        limit: &[S::f32s; QUERY_BLOCK],
+        query_tails: &[f32; QUERY_BLOCK],
+    ) -> Option<[S::f32s; QUERY_BLOCK]> {
+        let (dims, lanes, head) = (self.dims, self.lanes, self.head);
         let panel = &self.panels[p * dims * lanes..(p + 1) * dims * lanes];
         let (base, _) = S::as_simd_f32s(&self.scaled[p * lanes..(p + 1) * lanes]);
         let mut acc = [base[0]; QUERY_BLOCK];
-        for (ys, xs) in panel
+        let mut rows = panel
             .chunks_exact(lanes)
-            .zip(queries.chunks_exact(QUERY_BLOCK))
-        {
+            .zip(queries.chunks_exact(QUERY_BLOCK));
+        for (ys, xs) in rows.by_ref().take(head) {
             let (ys, _) = S::as_simd_f32s(ys);
             for (a, &x) in acc.iter_mut().zip(xs) {
                 *a = simd.mul_add_e_f32s(simd.splat_f32s(x), ys[0], *a);
             }
         }
-        acc
+        if head < dims {
+            let (tails, _) = S::as_simd_f32s(&self.tails[p * lanes..(p + 1) * lanes]);
+            let pass: [S::m32s; QUERY_BLOCK] = std::array::from_fn(|q| {
+                let least =
+                    simd.mul_add_e_f32s(simd.splat_f32s(-2.0 * query_tails[q]), tails[0], acc[q]);
+                simd.less_than_or_equal_f32s(least, limit[q])
+            });
+            let any = pass[1..].iter().fold(pass[0], |a, &m| simd.or_m32s(a, m));
+            if mask_bits::<S>(any) == 0 {
+                return None;
+            }
+            for (ys, xs) in rows {
+                let (ys, _) = S::as_simd_f32s(ys);
+                for (a, &x) in acc.iter_mut().zip(xs) {
+                    *a = simd.mul_add_e_f32s(simd.splat_f32s(x), ys[0], *a);
+                }
+            }
+        }
+        Some(acc)
     }
 
     /// Finds the neighbours of the queries at positions `block · QUERY_BLOCK ..` (at most
@@ -707,7 +743,9 @@ impl BruteForce<'_> {
         // The queries coordinate-major (missing ones of a last, partial block are zeros).
         queries.clear();
         queries.resize(dims * QUERY_BLOCK, 0.0);
+        let mut query_tails = [0.0f32; QUERY_BLOCK];
         for q in 0..count {
+            query_tails[q] = self.tails[first + q];
             let id = self.order[first + q] as usize;
             let row = &self.coords[id * dims..(id + 1) * dims];
             for (c, &x) in row.iter().enumerate() {
@@ -792,7 +830,15 @@ impl BruteForce<'_> {
         let two_rel = simd.splat_f32s(2.0 * self.rel);
         for (f, &key) in sweep[..first_panels].iter().enumerate() {
             let p = key as u32 as usize;
-            let acc = self.screen_panel(simd, p, queries);
+            let Some(acc) = self.screen_panel(
+                simd,
+                p,
+                queries,
+                &[simd.splat_f32s(f32::MAX); QUERY_BLOCK],
+                &query_tails,
+            ) else {
+                unreachable!("no query's limit excludes a value")
+            };
             let (norms, _) = S::as_simd_f32s(&self.norms[p * lanes..(p + 1) * lanes]);
             for q in 0..count {
                 let lower = simd.add_f32s(acc[q], simd.splat_f32s(lower_offset[q]));
@@ -862,7 +908,9 @@ impl BruteForce<'_> {
             if panel_lower[p] * (1.0 - 2f32.powi(-9)) - slack > max_kth {
                 continue;
             }
-            let acc = self.screen_panel(simd, p, queries);
+            let Some(acc) = self.screen_panel(simd, p, queries, &limit, &query_tails) else {
+                continue;
+            };
             let pass: [S::m32s; QUERY_BLOCK] =
                 std::array::from_fn(|q| simd.less_than_or_equal_f32s(acc[q], limit[q]));
             let any = pass[1..].iter().fold(pass[0], |a, &m| simd.or_m32s(a, m));
@@ -959,10 +1007,10 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     let lanes = arch.dispatch(Lanes);
     let max_abs = data.as_slice().iter().fold(0.0f64, |m, x| m.max(x.abs()));
 
-    // Centred rows in f32, rotated onto their principal axes when a few of them carry most of
-    // the variance: panels of rows near in the locality order then have much tighter boxes
-    // (`satellite`: 66 % of the panels skipped against 53 %). On data without such axes the
-    // rotation only costs time (`cardio`, `vowels`).
+    // Centred rows in f32, rotated onto their principal axes: the leading coordinates carry
+    // most of each distance, so panels of rows near in the locality order have tight boxes
+    // (`satellite`: 66 % of the panels skipped against 53 % unrotated), and the screen can
+    // drop a panel after its head coordinates.
     let mut mean = vec![0.0; dims];
     for row in data.rows() {
         for (m, x) in mean.iter_mut().zip(row) {
@@ -970,14 +1018,23 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         }
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
-    let rotation = (dims >= ROTATE_MIN_DIMS)
-        .then(|| principal_axes(data, &mean, ROTATION_SAMPLE, 1e-8))
-        .filter(|(_, variances)| {
-            let total: f64 = variances.iter().sum();
-            let leading: f64 = variances[..dims.div_ceil(3)].iter().sum();
-            leading >= 0.8 * total
-        })
-        .map(|(axes, _)| axes);
+    let rotation = (dims >= 2).then(|| principal_axes(data, &mean, ROTATION_SAMPLE, 1e-8));
+    // The head: the leading axes that carry HEAD_VARIANCE of the variance. A panel none of
+    // whose rows can be within a query's bound given those coordinates alone (and the rest's
+    // norms, by Cauchy–Schwarz) is left there.
+    let head = rotation.as_ref().map_or(dims, |(_, variances)| {
+        let total: f64 = variances.iter().sum();
+        let mut sum = 0.0;
+        let head = variances
+            .iter()
+            .position(|v| {
+                sum += v;
+                sum >= HEAD_VARIANCE * total
+            })
+            .map_or(dims, |at| at + 1);
+        if head + 4 <= dims { head } else { dims }
+    });
+    let rotation = rotation.map(|(axes, _)| axes);
     let coords: Vec<f32> = match &rotation {
         Some(axes) => {
             // An f32 GEMM (its error is in `rel` below).
@@ -1036,17 +1093,22 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
             for lane in 0..lanes {
                 let Some(&id) = order.get(p * lanes + lane) else {
                     part.norms.push(f32::INFINITY);
+                    part.tails.push(0.0);
                     continue;
                 };
                 let row = &coords[id as usize * dims..(id as usize + 1) * dims];
-                let mut norm = 0.0f64;
+                let (mut norm, mut tail) = (0.0f64, 0.0f64);
                 for (c, &v) in row.iter().enumerate() {
                     part.packed[at + c * lanes + lane] = -2.0 * v;
                     norm += f64::from(v) * f64::from(v);
+                    if c >= head {
+                        tail += f64::from(v) * f64::from(v);
+                    }
                     lo[c] = lo[c].min(v);
                     hi[c] = hi[c].max(v);
                 }
                 part.norms.push(norm as f32);
+                part.tails.push(tail_norm(tail));
                 most = most.max(norm as f32);
             }
             part.boxes.extend(lo.iter().chain(&hi));
@@ -1056,6 +1118,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     });
     let mut packed = Vec::with_capacity(panels * dims * lanes);
     let mut norms = Vec::with_capacity(panels * lanes);
+    let mut tails = Vec::with_capacity(panels * lanes);
     let padded_panels = panels.div_ceil(lanes) * lanes;
     let mut box_lo = vec![f32::INFINITY; dims * padded_panels];
     let mut box_hi = vec![f32::NEG_INFINITY; dims * padded_panels];
@@ -1063,6 +1126,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     for part in parts {
         packed.extend_from_slice(&part.packed);
         norms.extend_from_slice(&part.norms);
+        tails.extend_from_slice(&part.tails);
         for bounds in part.boxes.chunks_exact(2 * dims) {
             let p = panel_norm.len();
             for c in 0..dims {
@@ -1087,6 +1151,8 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         panels: packed,
         scaled,
         norms,
+        head,
+        tails,
         box_lo,
         box_hi,
         panel_norm,
