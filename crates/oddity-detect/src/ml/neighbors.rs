@@ -627,24 +627,21 @@ fn mask_bits<S: pulp::Simd>(m: S::m32s) -> u32 {
     }
 }
 
-/// Makes the first `k` values of `heap` a max-heap (its padding, −∞, stays below them).
-fn heapify(heap: &mut [f32], k: usize) {
+/// Makes the first `k` values of `heap` a max-heap. Like [`heap_replace_top`], the heap is
+/// padded with −∞ to `2^(depth + 1)` values and each sift-down takes `depth` steps without a
+/// data-dependent branch.
+#[inline(always)]
+fn heapify(heap: &mut [f32], k: usize, depth: u32) {
     for start in (0..k / 2).rev() {
         let mut at = start;
-        loop {
-            let (left, right) = (2 * at + 1, 2 * at + 2);
-            let mut big = at;
-            if left < k && heap[left] > heap[big] {
-                big = left;
-            }
-            if right < k && heap[right] > heap[big] {
-                big = right;
-            }
-            if big == at {
-                break;
-            }
-            heap.swap(at, big);
-            at = big;
+        for _ in 0..depth {
+            let left = 2 * at + 1;
+            let child = left + usize::from(heap[left + 1] > heap[left]);
+            let (parent, larger) = (heap[at], heap[child]);
+            let down = larger > parent;
+            heap[at] = if down { larger } else { parent };
+            heap[child] = if down { parent } else { larger };
+            at = if down { child } else { at };
         }
     }
 }
@@ -879,7 +876,7 @@ impl BruteForce<'_> {
             for (h, &bits) in heap.iter_mut().zip(&scratch_upper[..smallest]) {
                 *h = f32::from_bits(bits);
             }
-            heapify(heap, k);
+            heapify(heap, k, heap_depth);
             kth[q] = heap[0];
             // Candidates: every row of those panels whose lower end is within the bound.
             let bound = simd.splat_f32s(kth[q]);
@@ -959,13 +956,16 @@ impl BruteForce<'_> {
             let row = self.data.row(id as usize);
             let bound = kth[q];
             exact.clear();
-            exact.extend(pools[q].iter().filter(|c| c.0 <= bound).map(|&(_, j)| {
-                let o = self.order[j as usize];
-                let d2 = sq_dist(row, self.data.row(o as usize));
-                // (distance, index) as one integer: the bits of a non-negative f64 order as
-                // the value does.
-                u128::from(d2.to_bits()) << 32 | u128::from(o)
-            }));
+            // A loop, not `extend`: this way it is compiled for the SIMD instruction set.
+            for &(lower, j) in &pools[q] {
+                if lower <= bound {
+                    let o = self.order[j as usize];
+                    let d2 = sq_dist_full(row, self.data.row(o as usize));
+                    // (distance, index) as one integer: the bits of a non-negative f64 order
+                    // as the value does.
+                    exact.push(u128::from(d2.to_bits()) << 32 | u128::from(o));
+                }
+            }
             if exact.len() > k {
                 exact.select_nth_unstable(k - 1);
             }
@@ -1498,6 +1498,27 @@ fn sum_squares(len: usize, bound: f64, term: impl Fn(usize) -> f64) -> f64 {
     sum
 }
 
+/// [`sq_dist`] without the early-exit checks of [`sum_squares`], the same sums in the same
+/// order (so the same value, bit for bit), which the compiler can vectorise.
+#[inline(always)]
+fn sq_dist_full(a: &[f64], b: &[f64]) -> f64 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [0.0f64; 4];
+    for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for lane in 0..4 {
+            let t = x[lane] - y[lane];
+            acc[lane] += t * t;
+        }
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for j in len / 4 * 4..len {
+        let t = a[j] - b[j];
+        sum += t * t;
+    }
+    sum
+}
+
 /// Squared Euclidean distance (the exact value every search uses).
 pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     sq_dist_bounded(a, b, f64::INFINITY)
@@ -1705,7 +1726,7 @@ mod tests {
             let mut heap = vec![f32::NEG_INFINITY; 2 << depth];
             let first: Vec<f32> = (0..k).map(|_| rng.random_range(0.0..100.0)).collect();
             heap[..k].copy_from_slice(&first);
-            heapify(&mut heap, k);
+            heapify(&mut heap, k, depth);
             let mut kept = first.clone();
             for _ in 0..200 {
                 let v: f32 = rng.random_range(0.0..100.0);
