@@ -133,9 +133,9 @@ pub(crate) fn average_path_length(n: usize) -> f64 {
     }
 }
 
-/// Number of worker threads to use (the machine's parallelism).
+/// Number of worker threads to use (rayon's pool: the machine's parallelism).
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    rayon::current_num_threads()
 }
 
 /// Maps `0..n` in contiguous chunks, in parallel when `n · cost_per_item` is large enough to pay
@@ -149,18 +149,21 @@ where
     par_chunks_with(n, cost_per_item, || (), |(), range| f(range))
 }
 
-/// [`par_chunks`] with per-thread scratch state made by `init` (buffers reused across chunks).
-/// Threads claim chunks as they finish the previous one (a few per thread), so one slowed-down
-/// thread on a shared machine does not leave the others idle at the end.
+/// [`par_chunks`] with scratch state made by `init` and reused across the chunks a worker
+/// runs (buffers). The chunks run on rayon's pool, whose threads live as long as the process:
+/// a thread spawned per call starts its allocations on fresh pages, which on small data cost
+/// as much as the work. Several chunks per thread, so that one slowed-down thread on a shared
+/// machine does not leave the others idle at the end.
 pub(crate) fn par_chunks_with<S, T, I, F>(n: usize, cost_per_item: usize, init: I, f: F) -> Vec<T>
 where
     T: Send,
     I: Fn() -> S + Sync,
     F: Fn(&mut S, Range<usize>) -> Vec<T> + Sync,
 {
+    use rayon::prelude::*;
     const MIN_WORK: usize = 200_000;
     /// Chunks per thread when the work is split.
-    const CHUNKS_PER_WORKER: usize = 2;
+    const CHUNKS_PER_WORKER: usize = 4;
     let workers = threads()
         .min(n.saturating_mul(cost_per_item) / MIN_WORK)
         .max(1);
@@ -168,36 +171,13 @@ where
         return f(&mut init(), 0..n);
     }
     let chunk = n.div_ceil(workers * CHUNKS_PER_WORKER);
-    let chunks = n.div_ceil(chunk);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut parts: Vec<(usize, Vec<T>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let (f, init, next) = (&f, &init, &next);
-                s.spawn(move || {
-                    let mut state = init();
-                    let mut done = Vec::new();
-                    loop {
-                        let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if c >= chunks {
-                            return done;
-                        }
-                        let range = c * chunk..((c + 1) * chunk).min(n);
-                        done.push((c, f(&mut state, range)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
-    parts.sort_unstable_by_key(|&(c, _)| c);
-    parts.into_iter().flat_map(|(_, v)| v).collect()
+    let parts: Vec<Vec<T>> = (0..n.div_ceil(chunk))
+        .into_par_iter()
+        .map_init(&init, |state, c| {
+            f(state, c * chunk..((c + 1) * chunk).min(n))
+        })
+        .collect();
+    parts.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
