@@ -1026,7 +1026,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         }
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
-    let rotation = (dims >= 2).then(|| principal_axes(data, &mean, ROTATION_SAMPLE, 1e-8));
+    let rotation = (dims >= 2).then(|| principal_axes(data, &mean, ROTATION_SAMPLE, 1e-4));
     // The head: the leading axes that carry HEAD_VARIANCE of the variance. A panel none of
     // whose rows can be within a query's bound given those coordinates alone (and the rest's
     // norms, by Cauchy–Schwarz) is left there.
