@@ -56,11 +56,12 @@
 //!   the same sum the tree computes, and are sorted by (distance, index).
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Matrix;
-use super::common::{par_chunks, par_chunks_with, threads};
+use super::common::{par_chunks, threads};
 
 /// Most distinct points in a leaf.
 const LEAF_SIZE: usize = 16;
@@ -489,6 +490,10 @@ const HEAD_VARIANCE: f64 = 0.95;
 /// Rows sampled to find the principal axes of [`brute_all_knn`].
 const ROTATION_SAMPLE: usize = 512;
 
+/// Least work (in multiply-adds, roughly) worth a parallel task of [`brute_all_knn`]'s
+/// preparation.
+const PARALLEL_WORK: usize = 100_000;
+
 /// Rows in the panels swept first, which set each query's initial bound.
 const SEED_ROWS: usize = 128;
 
@@ -526,21 +531,6 @@ struct BruteScratch {
 /// `√tail` rounded up to an f32 with a margin (2⁻¹⁶ relative) for the rounding of the sums.
 fn tail_norm(tail: f64) -> f32 {
     (tail.sqrt() * (1.0 + 2f64.powi(-16))) as f32
-}
-
-/// The layout of some panels of [`brute_all_knn`] (built in parallel, then joined).
-#[derive(Debug, Default)]
-struct PanelPart {
-    /// Per panel, per coordinate, its rows' values × −2 (one lane per row).
-    packed: Vec<f32>,
-    /// Per lane, its row's squared norm (∞ for the padding of the last panel).
-    norms: Vec<f32>,
-    /// Per lane, the norm of its row's coordinates after the head ([`tail_norm`]).
-    tails: Vec<f32>,
-    /// Per panel, its box: lower ends then upper ends.
-    boxes: Vec<f32>,
-    /// Per panel, its largest squared norm.
-    panel_norm: Vec<f32>,
 }
 
 /// The data of [`brute_all_knn`], laid out for its screen.
@@ -595,18 +585,24 @@ struct BruteChunk<'a, 'b> {
     search: &'a BruteForce<'a>,
     scratch: &'b mut BruteScratch,
     blocks: std::ops::Range<usize>,
+    /// (distance, neighbour), k per query, for the queries of `blocks` in position order.
+    out: &'b mut [(f64, u32)],
 }
 
 impl pulp::WithSimd for BruteChunk<'_, '_> {
-    type Output = Vec<(u32, f64, u32)>;
+    type Output = ();
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) -> Self::Output {
-        let mut out = Vec::with_capacity(self.blocks.len() * QUERY_BLOCK * self.search.k);
-        for b in self.blocks {
-            self.search.query_block(simd, b, self.scratch, &mut out);
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let per_block = QUERY_BLOCK * self.search.k;
+        for (b, out) in self.blocks.zip(self.out.chunks_mut(per_block)) {
+            self.search.query_block(simd, b, self.scratch, out);
         }
-        out
     }
+}
+
+thread_local! {
+    /// Buffers of [`brute_all_knn`], one set per thread (rayon's threads outlive a fit).
+    static BRUTE_SCRATCH: std::cell::RefCell<BruteScratch> = std::cell::RefCell::default();
 }
 
 /// The lanes of a mask as bits (lane i → bit i).
@@ -725,7 +721,7 @@ impl BruteForce<'_> {
         simd: S,
         block: usize,
         scratch: &mut BruteScratch,
-        out: &mut Vec<(u32, f64, u32)>,
+        out: &mut [(f64, u32)],
     ) {
         let (n, k, dims, lanes) = (self.n, self.k, self.dims, self.lanes);
         let first = block * QUERY_BLOCK;
@@ -979,10 +975,9 @@ impl BruteForce<'_> {
             }
             let nearest = &mut exact[..k];
             nearest.sort_unstable();
-            out.extend(nearest.iter().map(|&key| {
-                let d2 = f64::from_bits((key >> 32) as u64);
-                (id, d2.sqrt(), key as u32)
-            }));
+            for (slot, &key) in out[q * k..(q + 1) * k].iter_mut().zip(nearest.iter()) {
+                *slot = (f64::from_bits((key >> 32) as u64).sqrt(), key as u32);
+            }
         }
     }
 }
@@ -1049,17 +1044,28 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
             let axes: Vec<f32> = axes.iter().map(|&a| a as f32).collect();
             let axes = ArrayView2::from_shape((dims, dims), &axes)
                 .unwrap_or_else(|_| unreachable!("the axes are dims × dims"));
-            par_chunks(n, dims * dims, |rows| {
-                let mut centred = Array2::<f32>::zeros((rows.len(), dims));
-                for (mut out, i) in centred.rows_mut().into_iter().zip(rows.clone()) {
-                    for ((o, x), m) in out.iter_mut().zip(data.row(i)).zip(&mean) {
-                        *o = (x - m) as f32;
+            let mut coords = vec![0.0f32; n * dims];
+            // Tasks of at least PARALLEL_WORK multiply-adds (waking a thread costs more).
+            let rows_per_task = n
+                .div_ceil(4 * threads())
+                .max(PARALLEL_WORK / (dims * dims).max(1));
+            coords
+                .par_chunks_mut(rows_per_task * dims)
+                .enumerate()
+                .for_each(|(t, out)| {
+                    let first = t * rows_per_task;
+                    let rows = out.len() / dims;
+                    let mut centred = Array2::<f32>::zeros((rows, dims));
+                    for (mut row, i) in centred.rows_mut().into_iter().zip(first..) {
+                        for ((o, x), m) in row.iter_mut().zip(data.row(i)).zip(&mean) {
+                            *o = (x - m) as f32;
+                        }
                     }
-                }
-                let mut rotated = Array2::<f32>::zeros((rows.len(), dims));
-                general_mat_mul(1.0, &centred, &axes.t(), 0.0, &mut rotated);
-                rotated.into_raw_vec_and_offset().0
-            })
+                    let mut out = ArrayViewMut2::from_shape((rows, dims), out)
+                        .unwrap_or_else(|_| unreachable!("whole rows"));
+                    general_mat_mul(1.0, &centred, &axes.t(), 0.0, &mut out);
+                });
+            coords
         }
         None => data
             .rows()
@@ -1088,26 +1094,36 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     let rel = ((dims as f64 + 8.0) * 4.0 * u + rotation_error) as f32;
     let abs = (dims as f64 * 2f64.powi(-46) * max_abs * max_abs) as f32 * 2.0;
 
-    // Panels in parallel: the rows (× −2) lane by lane, each row's squared norm, each panel's
-    // box and largest norm.
+    // Panels in parallel, each written in place (a worker's results freed by another thread
+    // leave the allocator fresh pages to touch at the next fit): the rows (× −2) lane by lane,
+    // each row's squared norm and tail norm, each panel's box and largest norm.
     let panels = n.div_ceil(lanes);
-    let parts = par_chunks(panels, 4 * dims * lanes, |range| {
-        let mut part = PanelPart::default();
-        for p in range {
-            part.packed.resize(part.packed.len() + dims * lanes, 0.0);
-            let at = part.packed.len() - dims * lanes;
-            let (mut lo, mut hi) = (vec![f32::INFINITY; dims], vec![f32::NEG_INFINITY; dims]);
-            let mut most = 0.0f32;
+    let mut packed = vec![0.0f32; panels * dims * lanes];
+    let mut norms = vec![f32::INFINITY; panels * lanes];
+    let mut tails = vec![0.0f32; panels * lanes];
+    // Per panel: box lower ends, upper ends, largest norm.
+    let mut meta = vec![0.0f32; panels * (2 * dims + 1)];
+    packed
+        .par_chunks_mut(dims * lanes)
+        .zip(norms.par_chunks_mut(lanes))
+        .zip(tails.par_chunks_mut(lanes))
+        .zip(meta.par_chunks_mut(2 * dims + 1))
+        .enumerate()
+        .with_min_len(PARALLEL_WORK / (dims * lanes).max(1))
+        .for_each(|(p, (((packed, norms), tails), meta))| {
+            let (lo, rest) = meta.split_at_mut(dims);
+            let (hi, most) = rest.split_at_mut(dims);
+            lo.fill(f32::INFINITY);
+            hi.fill(f32::NEG_INFINITY);
+            most[0] = 0.0;
             for lane in 0..lanes {
                 let Some(&id) = order.get(p * lanes + lane) else {
-                    part.norms.push(f32::INFINITY);
-                    part.tails.push(0.0);
                     continue;
                 };
                 let row = &coords[id as usize * dims..(id as usize + 1) * dims];
                 let (mut norm, mut tail) = (0.0f64, 0.0f64);
                 for (c, &v) in row.iter().enumerate() {
-                    part.packed[at + c * lanes + lane] = -2.0 * v;
+                    packed[c * lanes + lane] = -2.0 * v;
                     norm += f64::from(v) * f64::from(v);
                     if c >= head {
                         tail += f64::from(v) * f64::from(v);
@@ -1115,38 +1131,22 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
                     lo[c] = lo[c].min(v);
                     hi[c] = hi[c].max(v);
                 }
-                part.norms.push(norm as f32);
-                part.tails.push(tail_norm(tail));
-                most = most.max(norm as f32);
+                norms[lane] = norm as f32;
+                tails[lane] = tail_norm(tail);
+                most[0] = most[0].max(norm as f32);
             }
-            part.boxes.extend(lo.iter().chain(&hi));
-            part.panel_norm.push(most);
-        }
-        vec![part]
-    });
-    let mut packed = Vec::with_capacity(panels * dims * lanes);
-    let mut norms = Vec::with_capacity(panels * lanes);
-    let mut tails = Vec::with_capacity(panels * lanes);
+        });
     let padded_panels = panels.div_ceil(lanes) * lanes;
     let mut box_lo = vec![f32::INFINITY; dims * padded_panels];
     let mut box_hi = vec![f32::NEG_INFINITY; dims * padded_panels];
-    let mut panel_norm = Vec::with_capacity(padded_panels);
-    for part in parts {
-        packed.extend_from_slice(&part.packed);
-        norms.extend_from_slice(&part.norms);
-        tails.extend_from_slice(&part.tails);
-        for bounds in part.boxes.chunks_exact(2 * dims) {
-            let p = panel_norm.len();
-            for c in 0..dims {
-                box_lo[c * padded_panels + p] = bounds[c];
-                box_hi[c * padded_panels + p] = bounds[dims + c];
-            }
-            panel_norm.push(0.0);
+    let mut panel_norm = vec![0.0f32; padded_panels];
+    for (p, meta) in meta.chunks_exact(2 * dims + 1).enumerate() {
+        for c in 0..dims {
+            box_lo[c * padded_panels + p] = meta[c];
+            box_hi[c * padded_panels + p] = meta[dims + c];
         }
-        let from = panel_norm.len() - part.panel_norm.len();
-        panel_norm[from..].copy_from_slice(&part.panel_norm);
+        panel_norm[p] = meta[2 * dims];
     }
-    panel_norm.resize(padded_panels, 0.0);
     let scaled: Vec<f32> = norms.iter().map(|&v| v * (1.0 - rel)).collect();
     let search = BruteForce {
         data,
@@ -1168,19 +1168,36 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         rel,
         abs,
     };
-    let found = par_chunks_with(
-        n.div_ceil(QUERY_BLOCK),
-        QUERY_BLOCK * n * (dims + 2),
-        BruteScratch::default,
-        |scratch, blocks| {
-            arch.dispatch(BruteChunk {
-                search: &search,
-                scratch,
-                blocks,
-            })
-        },
-    );
-    scatter(&found, n, k)
+    // Blocks of queries in parallel, each writing its neighbours in place (by position), with
+    // per-thread buffers kept from one fit to the next.
+    let blocks = n.div_ceil(QUERY_BLOCK);
+    let blocks_per_task = blocks.div_ceil(4 * threads()).max(1);
+    let mut found = vec![(0.0f64, 0u32); n * k];
+    found
+        .par_chunks_mut(blocks_per_task * QUERY_BLOCK * k)
+        .enumerate()
+        .for_each(|(t, out)| {
+            BRUTE_SCRATCH.with_borrow_mut(|scratch| {
+                let first = t * blocks_per_task;
+                arch.dispatch(BruteChunk {
+                    search: &search,
+                    scratch,
+                    blocks: first..(first + blocks_per_task).min(blocks),
+                    out,
+                });
+            });
+        });
+    // By position → by row.
+    let mut dist = vec![0.0; n * k];
+    let mut nbr = vec![0u32; n * k];
+    for (&id, row) in order.iter().zip(found.chunks_exact(k)) {
+        let at = id as usize * k;
+        for (j, &(d, o)) in row.iter().enumerate() {
+            dist[at + j] = d;
+            nbr[at + j] = o;
+        }
+    }
+    (dist, nbr)
 }
 
 /// Rows on which [`split_once`] judges the widest coordinate.
