@@ -525,7 +525,6 @@ struct BruteScratch {
     /// Per query, the lower and upper ends of the rows of the first panels swept.
     seed_lower: Vec<f32>,
     seed_upper: Vec<f32>,
-    scratch_upper: Vec<u32>,
 }
 
 /// `√tail` rounded up to an f32 with a margin (2⁻¹⁶ relative) for the rounding of the sums.
@@ -736,7 +735,6 @@ impl BruteForce<'_> {
             sweep,
             seed_lower,
             seed_upper,
-            scratch_upper,
         } = scratch;
         // The queries coordinate-major (missing ones of a last, partial block are zeros).
         queries.clear();
@@ -849,8 +847,11 @@ impl BruteForce<'_> {
                 let at = q * seeded + f * lanes;
                 let (lo, _) = S::as_mut_simd_f32s(&mut seed_lower[at..at + lanes]);
                 lo[0] = lower;
+                // Upper ends are not negative (each is at least a squared distance; the max
+                // only guards rounding), so their bits order as they do: they are selected as
+                // integers below, faster than with `total_cmp`.
                 let (up, _) = S::as_mut_simd_f32s(&mut seed_upper[at..at + lanes]);
-                up[0] = simd.add_f32s(lower, band);
+                up[0] = simd.max_f32s(simd.add_f32s(lower, band), simd.splat_f32s(0.0));
                 // A query is not its own neighbour.
                 if (first + q) / lanes == p {
                     let lane = (first + q) % lanes;
@@ -861,21 +862,16 @@ impl BruteForce<'_> {
         }
         for q in 0..count {
             let heap = &mut heaps[q * heap_len..(q + 1) * heap_len];
-            // The k smallest upper ends make the heap (∞ for missing rows → MAX). Upper ends
-            // are not negative (each is at least a squared distance), so their bits order as
-            // they do: integer selection is faster than `total_cmp`.
-            scratch_upper.clear();
-            scratch_upper.extend(
-                seed_upper[q * seeded..(q + 1) * seeded]
-                    .iter()
-                    .map(|&u| u.clamp(0.0, f32::MAX).to_bits()),
+            // The k smallest upper ends make the heap (∞ for missing rows → MAX).
+            let uppers = pulp::bytemuck::cast_slice_mut::<f32, u32>(
+                &mut seed_upper[q * seeded..(q + 1) * seeded],
             );
-            if scratch_upper.len() > k {
-                scratch_upper.select_nth_unstable(k - 1);
+            if uppers.len() > k {
+                uppers.select_nth_unstable(k - 1);
             }
             let smallest = k.min(seeded);
-            for (h, &bits) in heap.iter_mut().zip(&scratch_upper[..smallest]) {
-                *h = f32::from_bits(bits);
+            for (h, &bits) in heap.iter_mut().zip(&uppers[..smallest]) {
+                *h = f32::from_bits(bits).min(f32::MAX);
             }
             heapify(heap, k, heap_depth);
             kth[q] = heap[0];
