@@ -661,17 +661,17 @@ fn heap_replace_top(heap: &mut [f32], depth: u32, value: f32) -> f32 {
 
 impl BruteForce<'_> {
     /// The screened values of panel `p` for each query of the block (`queries`
-    /// coordinate-major): `(1 − rel)‖y‖² − 2x·y` per lane; `None` when, after the head
+    /// coordinate-major): `(1 − rel)‖y‖² − 2x·y` per lane. With `limit` (per query, the value
+    /// at most which a row is a candidate, and `‖x_tail‖`), `None` when, after the head
     /// coordinates, even the Cauchy–Schwarz bound on the rest (`−2‖x_tail‖‖y_tail‖`) leaves
-    /// every value above its query's `limit`.
+    /// every value above its query's limit; without, the panel is computed whole.
     #[inline(always)]
     fn screen_panel<S: pulp::Simd>(
         &self,
         simd: S,
         p: usize,
         queries: &[f32],
-        limit: &[S::f32s; QUERY_BLOCK],
-        query_tails: &[f32; QUERY_BLOCK],
+        limit: Option<(&[S::f32s; QUERY_BLOCK], &[f32; QUERY_BLOCK])>,
     ) -> Option<[S::f32s; QUERY_BLOCK]> {
         let (dims, lanes, head) = (self.dims, self.lanes, self.head);
         let panel = &self.panels[p * dims * lanes..(p + 1) * dims * lanes];
@@ -686,7 +686,7 @@ impl BruteForce<'_> {
                 *a = simd.mul_add_e_f32s(simd.splat_f32s(x), ys[0], *a);
             }
         }
-        if head < dims {
+        if let Some((limit, query_tails)) = limit.filter(|_| head < dims) {
             let (tails, _) = S::as_simd_f32s(&self.tails[p * lanes..(p + 1) * lanes]);
             // Loops, not closures (`array::from_fn`, `fold`): a closure holding SIMD operations
             // may be compiled on its own, without the instruction set, and then call each
@@ -702,11 +702,11 @@ impl BruteForce<'_> {
             if mask_bits::<S>(any) == 0 {
                 return None;
             }
-            for (ys, xs) in rows {
-                let (ys, _) = S::as_simd_f32s(ys);
-                for (a, &x) in acc.iter_mut().zip(xs) {
-                    *a = simd.mul_add_e_f32s(simd.splat_f32s(x), ys[0], *a);
-                }
+        }
+        for (ys, xs) in rows {
+            let (ys, _) = S::as_simd_f32s(ys);
+            for (a, &x) in acc.iter_mut().zip(xs) {
+                *a = simd.mul_add_e_f32s(simd.splat_f32s(x), ys[0], *a);
             }
         }
         Some(acc)
@@ -826,14 +826,8 @@ impl BruteForce<'_> {
         let two_rel = simd.splat_f32s(2.0 * self.rel);
         for (f, &key) in sweep[..first_panels].iter().enumerate() {
             let p = key as u32 as usize;
-            let Some(acc) = self.screen_panel(
-                simd,
-                p,
-                queries,
-                &[simd.splat_f32s(f32::MAX); QUERY_BLOCK],
-                &query_tails,
-            ) else {
-                unreachable!("no query's limit excludes a value")
+            let Some(acc) = self.screen_panel(simd, p, queries, None) else {
+                unreachable!("without limits no panel is left early")
             };
             let (norms, _) = S::as_simd_f32s(&self.norms[p * lanes..(p + 1) * lanes]);
             for q in 0..count {
@@ -902,7 +896,8 @@ impl BruteForce<'_> {
             if panel_lower[p] * (1.0 - 2f32.powi(-9)) - slack > max_kth {
                 continue;
             }
-            let Some(acc) = self.screen_panel(simd, p, queries, &limit, &query_tails) else {
+            let Some(acc) = self.screen_panel(simd, p, queries, Some((&limit, &query_tails)))
+            else {
                 continue;
             };
             let mut pass = [simd.less_than_or_equal_f32s(acc[0], limit[0]); QUERY_BLOCK];
@@ -1284,7 +1279,7 @@ pub(crate) fn locality_order(coords: &[f32], dims: usize, leaf: usize) -> Vec<u3
     let n = coords.len() / dims.max(1);
     let mut order: Vec<u32> = (0..n as u32).collect();
     // The first split, then the halves in parallel when both are worth a task.
-    if n * dims < 100_000 || threads() < 2 {
+    if n * dims < PARALLEL_WORK || threads() < 2 {
         split_in_order(&mut order, coords, dims, leaf);
         return order;
     }
