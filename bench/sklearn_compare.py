@@ -12,15 +12,15 @@ fit + score (the fastest of --repeat runs, on both sides), and the results are p
 
 Step 2 runs `cargo run --release -p oddity-eval --example tabular -- --json` on the same CSVs
 with the same seeds, one process per detector (dataset by dataset, right after the sklearn
-side, so both see the same machine load), and prints a table: ROC-AUC ours vs sklearn, |diff|, AP, times and the speed-up
-(sklearn time / ours) against the targets of issue 3.
+side, so both see the same machine load), and prints a table: ROC-AUC ours vs sklearn,
+|diff|, AP, times and the speed-up (sklearn time / ours) against the targets of issue 3.
 
 Cargo builds into $CARGO_TARGET_DIR when it is set (as usual), so a private target directory
 avoids waiting on the build lock of others working in the same checkout.
 
 Usage (from the repository root):
   python3 -m venv bench/.venv && bench/.venv/bin/pip install scikit-learn numpy
-  bench/.venv/bin/python bench/sklearn_compare.py [--data DIR] [--seeds 0,1,2] [--repeat 3]
+  bench/.venv/bin/python bench/sklearn_compare.py [--data DIR] [--seeds 0,1,2] [--repeat 10]
                                                   [--rounds 1] [--out FILE]
 """
 
@@ -185,7 +185,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA, help="directory of labelled CSVs")
     ap.add_argument("--seeds", default="0,1,2", help="Isolation Forest seeds (both sides)")
-    ap.add_argument("--repeat", type=int, default=3,
+    ap.add_argument("--repeat", type=int, default=10,
                     help="time every run this many times and keep the fastest (both sides)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternate sklearn and oddity this many times per dataset, keeping "

@@ -6,6 +6,7 @@
 //!     --data FILE.csv [--data MORE.csv …] [--detector NAME[,NAME…]] [--seeds 0,1,2] [--repeat N] [--json]
 //! ```
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -64,24 +65,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&opts) {
+    let text = match run(&opts) {
         Ok(report) if json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => {
-                println!("{s}");
-                ExitCode::SUCCESS
-            }
+            Ok(s) => s + "\n",
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::FAILURE
+                return ExitCode::FAILURE;
             }
         },
-        Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
-        }
+        Ok(report) => report.to_string(),
         Err(e) => {
             eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A reader that closes the pipe early (`| head`) is not an error.
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing the report to standard output: {e}");
             ExitCode::FAILURE
         }
+        _ => ExitCode::SUCCESS,
     }
 }

@@ -50,17 +50,14 @@ const LRD_GUARD: f64 = 1e-10;
 const BRUTE_FORCE_MAX_WORK: usize = 2_000_000_000;
 
 /// Whether comparing every pair beats the KD-tree for the training neighbours. Brute force
-/// costs about `n² · (d + 8)` (a multiply-add per column, a few operations per pair); the
-/// tree's cost grows more slowly with n but quickly with d. Measured on the ODDS sets (2 vCPU
-/// EPYC, loaded), brute force is faster up to `pendigits` (6 870 × 16, 1.1·10⁹: 77–121 ms
-/// against 91–200 ms). With the multiply-adds in a GEMM (AVX2/FMA at run time) it also wins on
-/// `satellite` (6 435 × 36, 1.8·10⁹: LOF `fit` 49–58 ms against 74–80 ms for the rotated
-/// tree, best of 15; before the GEMM, 138–296 ms against 138–168 ms). A group of g > k equal
-/// rows keeps the whole group as tied candidates of each of its rows (g² in all), which the
-/// tree avoids by merging them: brute force still pays while g² ≤ k·n, i.e. the ties add at
-/// most k candidates per row on average (`breastw`, a group of 27 among 683 rows: 2.85 ms on
-/// the tree, 1.7 ms on brute force, in-process best of 30); `mammography` (3 329 equal rows among 11 183) stays
-/// on the tree.
+/// costs about `n² · (d + 8)` (a multiply-add per column, a few operations per pair, less what
+/// its bounds skip); the tree's cost grows more slowly with n but quickly with d. Measured on
+/// the ODDS sets (2 vCPU), brute force wins up to `satellite` (6 435 × 36, 1.8·10⁹: LOF `fit`
+/// 13 ms; the rotated tree took 74–80 ms on the VM of an earlier session). A group of g > k equal rows keeps the whole
+/// group as tied candidates of each of its rows (g² in all), which the tree avoids by merging
+/// them: brute force still pays while g² ≤ k·n, i.e. the ties add at most k candidates per row
+/// on average (`breastw`, a group of 27 among 683 rows); `mammography` (3 329 equal rows among
+/// 11 183) stays on the tree.
 fn brute_force_pays(n: usize, dims: usize, largest_group: usize, k: usize) -> bool {
     let ties_ok =
         largest_group <= k || largest_group.saturating_mul(largest_group) <= k.saturating_mul(n);
