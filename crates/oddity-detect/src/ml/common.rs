@@ -149,11 +149,11 @@ where
     par_chunks_with(n, cost_per_item, || (), |(), range| f(range))
 }
 
-/// [`par_chunks`] with scratch state made by `init` and reused across the chunks a worker
-/// runs (buffers). The chunks run on rayon's pool, whose threads live as long as the process:
-/// a thread spawned per call starts its allocations on fresh pages, which on small data cost
-/// as much as the work. Several chunks per thread, so that one slowed-down thread on a shared
-/// machine does not leave the others idle at the end.
+/// [`par_chunks`] with scratch state made by `init` and reused across the chunks rayon hands
+/// one thread at a time (buffers). The chunks run on rayon's pool, whose threads live as long
+/// as the process: a thread spawned per call starts its allocations on fresh pages, which on
+/// small data cost as much as the work. Several chunks per thread, so that one slowed-down
+/// thread on a shared machine does not leave the others idle at the end.
 pub(crate) fn par_chunks_with<S, T, I, F>(n: usize, cost_per_item: usize, init: I, f: F) -> Vec<T>
 where
     T: Send,

@@ -24,7 +24,7 @@
 //!
 //! **Neighbours** come from an exact KD-tree (`ml/neighbors.rs`: duplicate rows merged, rows of
 //! 10+ columns rotated onto their principal axes, incremental cell distances), queried in
-//! parallel on scoped threads. The training rows' neighbours come from an exact brute-force
+//! parallel on rayon's pool. The training rows' neighbours come from an exact brute-force
 //! search instead when that is cheaper (small `n² · d`, see `brute_force_pays`); it gives the
 //! same neighbours as an unrotated tree, and exact ones where the tree is rotated, and the
 //! model then builds its tree only when it first scores a new row (or is serialised). Equal
@@ -53,11 +53,11 @@ const BRUTE_FORCE_MAX_WORK: usize = 2_000_000_000;
 /// costs about `n² · (d + 8)` (a multiply-add per column, a few operations per pair, less what
 /// its bounds skip); the tree's cost grows more slowly with n but quickly with d. Measured on
 /// the ODDS sets (2 vCPU), brute force wins up to `satellite` (6 435 × 36, 1.8·10⁹: LOF `fit`
-/// 13 ms; the rotated tree took 74–80 ms on the VM of an earlier session). A group of g > k equal rows keeps the whole
-/// group as tied candidates of each of its rows (g² in all), which the tree avoids by merging
-/// them: brute force still pays while g² ≤ k·n, i.e. the ties add at most k candidates per row
-/// on average (`breastw`, a group of 27 among 683 rows); `mammography` (3 329 equal rows among
-/// 11 183) stays on the tree.
+/// 13 ms; the rotated tree took 74–80 ms on the VM of an earlier session). A group of g > k
+/// equal rows keeps the whole group as tied candidates of each of its rows (g² in all), which
+/// the tree avoids by merging them: brute force still pays while g² ≤ k·n, i.e. the ties add at
+/// most k candidates per row on average (`breastw`, a group of 27 among 683 rows);
+/// `mammography` (3 329 equal rows among 11 183) stays on the tree.
 fn brute_force_pays(n: usize, dims: usize, largest_group: usize, k: usize) -> bool {
     let ties_ok =
         largest_group <= k || largest_group.saturating_mul(largest_group) <= k.saturating_mul(n);

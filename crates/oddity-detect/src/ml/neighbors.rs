@@ -577,6 +577,9 @@ struct BruteForce<'a> {
     /// Error bound of a screened value: `rel · (‖x‖² + ‖y‖²) + abs`.
     rel: f32,
     abs: f32,
+    /// How far a squared box distance may exceed a true one, relative to the norms (plus
+    /// 2⁻¹⁰ relative to itself).
+    box_slack: f32,
 }
 
 /// SIMD width of the machine's best instruction set (pulp's `Arch`), in `f32`.
@@ -656,7 +659,8 @@ fn heapify(heap: &mut [f32], k: usize, depth: u32) {
 /// Replaces the largest value of the max-heap `heap` by `value` (smaller); returns the new
 /// largest. The heap is padded with −∞ to `2^(depth + 1)` values, so that the sift-down can
 /// take `depth` steps without a data-dependent branch (the comparisons are mispredicted half
-/// the time, and a heap of k = 20 is replaced ~40 times per query: 7–9 % of the search).
+/// the time, and a heap of k = 20 is replaced tens of times per query: 7–9 % of the search when
+/// it was measured).
 #[inline(always)]
 fn heap_replace_top(heap: &mut [f32], depth: u32, value: f32) -> f32 {
     let mut at = 0;
@@ -902,9 +906,10 @@ impl BruteForce<'_> {
         for &key in sweep[first_panels..].iter() {
             let p = key as u32 as usize;
             // Every pair with a row of the panel is farther than every query's bound: skip.
-            // (The box distance of the f32 values is within 2⁻¹⁰ relative, plus rounding
-            // relative to the norms, of the true one.)
-            let slack = 2f32.powi(-30) * (block_norm + self.panel_norm[p]);
+            // (The boxes hold the computed coordinates, each row within c‖x‖ of its exact
+            // rotation; so a squared box distance exceeds the true squared distance D² of any
+            // pair by at most 2⁻¹⁰·D² + 2050·c²·(‖x‖² + ‖y‖²): `box_slack`.)
+            let slack = self.box_slack * (block_norm + self.panel_norm[p]);
             if panel_lower[p] * (1.0 - 2f32.powi(-9)) - slack > max_kth {
                 continue;
             }
@@ -1095,6 +1100,12 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         0.0
     };
     let rel = ((dims as f64 + 8.0) * 4.0 * u + rotation_error) as f32;
+    // A computed row lies within c‖x‖ of the exact (rotated) one, c = (d^1.5 + 2)u (the
+    // rotation's GEMM and the roundings to f32); a pair's distance in computed coordinates then
+    // exceeds the true one by at most E = c(‖x‖ + ‖y‖) (plus the rotation's ε, negligible), and
+    // (D + E)² ≤ (1 + 2⁻¹⁰)D² + 1025E² ≤ (1 + 2⁻¹⁰)D² + 2050c²(‖x‖² + ‖y‖²); taken 2× here.
+    let c = ((dims as f64).powf(1.5) + 2.0) * u;
+    let box_slack = (4100.0 * c * c) as f32;
     let abs = (dims as f64 * 2f64.powi(-46) * max_abs * max_abs) as f32 * 2.0;
 
     // Panels in parallel, each written in place (a worker's results freed by another thread
@@ -1170,6 +1181,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
         padded_panels,
         rel,
         abs,
+        box_slack,
     };
     // Blocks of queries in parallel, each writing its neighbours in place (by position), with
     // per-thread buffers kept from one fit to the next.
@@ -1707,7 +1719,28 @@ mod tests {
                 .collect();
             Matrix::from_rows(&rows).unwrap()
         };
+        // A tight cluster far from the rest (and from the mean): its rows' rounding errors are
+        // large next to their distances, which the bounds must allow for.
+        let far_cluster = {
+            let mut rng = ChaCha8Rng::seed_from_u64(17);
+            let rows: Vec<Vec<f64>> = (0..360)
+                .map(|i| {
+                    (0..14)
+                        .map(|d| {
+                            let x: f64 = rng.random();
+                            if i < 300 {
+                                x * (d + 1) as f64
+                            } else {
+                                1e4 + 1e-3 * x
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            Matrix::from_rows(&rows).unwrap()
+        };
         let cases = [
+            (far_cluster, 20),
             (random_rows(1, 600, 3, Some(5)), 20),
             (random_rows(2, 700, 7, None), 5),
             (random_rows(4, 400, 16, Some(3)), 20),
