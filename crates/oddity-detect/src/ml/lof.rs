@@ -144,6 +144,8 @@ impl OutlierModel for LofModel {
     }
 
     fn score_batch(&self, data: &Matrix) -> Vec<f64> {
+        // Build the tree here, not in the first of the parallel chunks (the others would wait).
+        self.tree.get();
         par_chunks(data.n_rows(), 50 * self.k * data.n_cols(), |range| {
             let mut knn = Knn::new(self.k);
             range
@@ -464,6 +466,9 @@ mod tests {
         let back: LofModel = serde_json::from_str(&json).unwrap();
         assert_eq!(back.score_batch(&data), m1.score_batch(&data));
         assert_eq!(back.training_scores(), s1.as_slice());
+        // A fresh model builds its tree when it first scores new rows: the same scores.
+        let (fresh, _) = LocalOutlierFactor::default().fit_score(&data).unwrap();
+        assert_eq!(fresh.score_batch(&data), back.score_batch(&data));
     }
 
     #[test]
