@@ -1089,22 +1089,23 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     // centred values to f32 moves a squared distance by at most 4u(‖x‖² + ‖y‖²), the f32 dot
     // product by d·u(‖x‖² + ‖y‖²)/2 (doubled), the norms and the final sum by 4u(‖x‖² + ‖y‖²):
     // (d + 8)u in all, taken 4× here. A rotation moves each row by at most c‖x‖, c = (d^1.5 +
-    // 1)u (its f32 GEMM: d·u‖x‖ per coordinate; its rounded input: u‖x‖), hence squared
-    // distances by at most 4c(‖x‖² + ‖y‖²), taken 2×; axes whose `AᵀA` is within ε of the
-    // identity add 2ε(‖x‖² + ‖y‖²), taken 4×. `abs` covers the f64 centring, whose error is
-    // relative to the raw values (2⁻⁵² max|x| per coordinate), again with a wide margin.
+    // √d + 1)u (its f32 GEMM: d·u‖x‖ per coordinate; the axes rounded to f32: √d·u‖x‖; its
+    // rounded input: u‖x‖), hence squared distances by at most 4c(‖x‖² + ‖y‖²), taken 2×;
+    // axes whose `AᵀA` is within ε of the identity add 2ε(‖x‖² + ‖y‖²), taken 4×. `abs` covers
+    // the f64 centring, whose error is relative to the raw values (2⁻⁵² max|x| per coordinate),
+    // again with a wide margin.
     let u = 2f64.powi(-24);
+    let c = ((dims as f64).powf(1.5) + (dims as f64).sqrt() + 1.0) * u;
     let rotation_error = if rotation.is_some() {
-        8.0 * ((dims as f64).powf(1.5) + 1.0) * u + 8.0 * orth
+        8.0 * c + 8.0 * orth
     } else {
         0.0
     };
     let rel = ((dims as f64 + 8.0) * 4.0 * u + rotation_error) as f32;
-    // A computed row lies within c‖x‖ of the exact (rotated) one, c = (d^1.5 + 2)u (the
-    // rotation's GEMM and the roundings to f32); a pair's distance in computed coordinates then
-    // exceeds the true one by at most E = c(‖x‖ + ‖y‖) (plus the rotation's ε, negligible), and
-    // (D + E)² ≤ (1 + 2⁻¹⁰)D² + 1025E² ≤ (1 + 2⁻¹⁰)D² + 2050c²(‖x‖² + ‖y‖²); taken 2× here.
-    let c = ((dims as f64).powf(1.5) + 2.0) * u;
+    // A computed row lies within c‖x‖ of the exact (rotated) one; a pair's distance in computed
+    // coordinates then exceeds the true one by at most E = c(‖x‖ + ‖y‖) (plus the rotation's ε,
+    // negligible), and (D + E)² ≤ (1 + 2⁻¹⁰)D² + 1025E² ≤ (1 + 2⁻¹⁰)D² + 2050c²(‖x‖² + ‖y‖²);
+    // taken 2× here.
     let box_slack = (4100.0 * c * c) as f32;
     let abs = (dims as f64 * 2f64.powi(-46) * max_abs * max_abs) as f32 * 2.0;
 
