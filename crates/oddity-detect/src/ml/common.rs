@@ -101,6 +101,19 @@ pub(crate) fn check_data(data: &Matrix) -> Result<(), DetectError> {
     check_finite(data)
 }
 
+/// The mean of each column of `data` (rows summed in order, then divided by their count).
+pub(crate) fn column_means(data: &Matrix) -> Vec<f64> {
+    let mut mean = vec![0.0; data.n_cols()];
+    for row in data.rows() {
+        for (m, x) in mean.iter_mut().zip(row) {
+            *m += x;
+        }
+    }
+    let n = data.n_rows() as f64;
+    mean.iter_mut().for_each(|m| *m /= n);
+    mean
+}
+
 /// Rejects non-finite values, naming the first bad cell.
 pub(crate) fn check_finite(data: &Matrix) -> Result<(), DetectError> {
     let cols = data.n_cols();

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::check_data;
+use super::common::{check_data, column_means};
 use super::{Estimator, Matrix, OutlierModel};
 use crate::DetectError;
 
@@ -101,13 +101,7 @@ impl Estimator for ZScore {
         check_data(data)?;
         let n = data.n_rows() as f64;
         let cols = data.n_cols();
-        let mut mean = vec![0.0; cols];
-        for row in data.rows() {
-            for (m, x) in mean.iter_mut().zip(row) {
-                *m += x;
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n);
+        let mean = column_means(data);
         // Two-pass variance: exact enough for large offsets, unlike E[x²] − E[x]².
         let mut var = vec![0.0; cols];
         for row in data.rows() {
