@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Contamination, check_data, par_chunks};
 use super::neighbors::{
-    KdTree, Knn, LazyKdTree, SCREEN_MAX_ABS, brute_all_knn, largest_equal_group,
+    AllKnn, KdTree, Knn, LazyKdTree, SCREEN_MAX_ABS, brute_all_knn, largest_equal_group,
 };
 use super::{Estimator, Matrix, OutlierModel};
 use crate::DetectError;
@@ -155,26 +155,44 @@ impl OutlierModel for LofModel {
     }
 }
 
-/// From each row's k neighbour distances and indices (`k` per row): k-distances, local
-/// reachability densities and outlier factors, per row.
-fn factors(dist: &[f64], nbr: &[u32], k: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let n = dist.len() / k;
-    let k_distance: Vec<f64> = (0..n).map(|i| dist[i * k + k - 1]).collect();
-    let lrd: Vec<f64> = (0..n)
-        .map(|i| {
-            let reach: f64 = (0..k)
-                .map(|j| dist[i * k + j].max(k_distance[nbr[i * k + j] as usize]))
-                .sum();
-            1.0 / (reach / k as f64 + LRD_GUARD)
-        })
-        .collect();
-    let training_lof: Vec<f64> = (0..n)
-        .map(|i| {
-            let ratios: f64 = (0..k).map(|j| lrd[nbr[i * k + j] as usize] / lrd[i]).sum();
-            ratios / k as f64
-        })
-        .collect();
-    (k_distance, lrd, training_lof)
+/// From every row's k neighbours: k-distances, local reachability densities and outlier
+/// factors, by row index. The sums run over each row's neighbours in order, as scikit-learn's
+/// do; the rows in parallel when there are enough of them.
+fn factors(knn: &AllKnn) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let AllKnn { k, rows, dist, nbr } = knn;
+    let (k, n) = (*k, rows.len());
+    // Per row of `rows` to per row index.
+    let by_row = |values: Vec<f64>| {
+        let mut out = vec![0.0; n];
+        for (&id, v) in rows.iter().zip(values) {
+            out[id as usize] = v;
+        }
+        out
+    };
+    let k_distance = by_row(dist.chunks_exact(k).map(|d| d[k - 1]).collect());
+    let lrd_listed = par_chunks(n, 8 * k, |range| {
+        range
+            .map(|p| {
+                let reach: f64 = (p * k..(p + 1) * k)
+                    .map(|j| dist[j].max(k_distance[nbr[j] as usize]))
+                    .sum();
+                1.0 / (reach / k as f64 + LRD_GUARD)
+            })
+            .collect()
+    });
+    let lrd = by_row(lrd_listed.clone());
+    let lof_listed = par_chunks(n, 8 * k, |range| {
+        range
+            .map(|p| {
+                let ratios: f64 = nbr[p * k..(p + 1) * k]
+                    .iter()
+                    .map(|&o| lrd[o as usize] / lrd_listed[p])
+                    .sum();
+                ratios / k as f64
+            })
+            .collect()
+    });
+    (k_distance, lrd, by_row(lof_listed))
 }
 
 impl Estimator for LocalOutlierFactor {
@@ -207,7 +225,7 @@ impl Estimator for LocalOutlierFactor {
         let max_abs = data.as_slice().iter().fold(0.0f64, |m, x| m.max(x.abs()));
         let brute = max_abs <= SCREEN_MAX_ABS
             && brute_force_pays(n, data.n_cols(), largest_equal_group(data), k);
-        let (tree, (dist, nbr)) = if brute {
+        let (tree, knn) = if brute {
             (LazyKdTree::later(data), brute_all_knn(data, k))
         } else {
             let tree = KdTree::build(data);
@@ -215,7 +233,7 @@ impl Estimator for LocalOutlierFactor {
             (LazyKdTree::built(tree), found)
         };
 
-        let (k_distance, lrd, training_lof) = factors(&dist, &nbr, k);
+        let (k_distance, lrd, training_lof) = factors(&knn);
         let threshold = self.contamination.threshold(&training_lof, 1.5);
         Ok(LofModel {
             k,
@@ -398,11 +416,11 @@ mod tests {
         let k = 20;
         let tree = KdTree::build(&data);
         assert!(brute_force_pays(700, 4, largest_equal_group(&data), k));
-        let (d1, n1) = tree.all_knn(k);
-        let (d2, n2) = brute_all_knn(&data, k);
-        assert_eq!((&d1, &n1), (&d2, &n2));
+        let from_tree = tree.all_knn(k);
+        let brute = brute_all_knn(&data, k);
+        assert_eq!(from_tree.by_row(), brute.by_row());
         let scores = LocalOutlierFactor::default().fit_score(&data).unwrap().1;
-        assert_eq!(factors(&d1, &n1, k).2, scores);
+        assert_eq!(factors(&from_tree).2, scores);
     }
 
     #[test]

@@ -356,9 +356,8 @@ impl KdTree {
     }
 
     /// For every training row, its `k` nearest other rows (a row is not its own neighbour;
-    /// its duplicates are): returns distances (not squared) and row indices, `k` per row in
-    /// row order. `k` must be below the number of rows.
-    pub(crate) fn all_knn(&self, k: usize) -> (Vec<f64>, Vec<u32>) {
+    /// its duplicates are), in tree order. `k` must be below the number of rows.
+    pub(crate) fn all_knn(&self, k: usize) -> AllKnn {
         let n = self.members.len();
         let distinct = self.groups.len() - 1;
         // The distinct point of every row.
@@ -404,7 +403,12 @@ impl KdTree {
                 }
                 out
             });
-        scatter(&found, n, k)
+        AllKnn {
+            k,
+            rows: found.iter().step_by(k.max(1)).map(|t| t.0).collect(),
+            dist: found.iter().map(|t| t.1).collect(),
+            nbr: found.iter().map(|t| t.2).collect(),
+        }
     }
 
     /// k nearest rows to `q` (tree coordinates), leaving out row `exclude`.
@@ -599,8 +603,9 @@ struct BruteChunk<'a, 'b> {
     search: &'a BruteForce<'a>,
     scratch: &'b mut BruteScratch,
     blocks: std::ops::Range<usize>,
-    /// (distance, neighbour), k per query, for the queries of `blocks` in position order.
-    out: &'b mut [(f64, u32)],
+    /// Distances and neighbours, k per query, for the queries of `blocks` in position order.
+    dist: &'b mut [f64],
+    nbr: &'b mut [u32],
 }
 
 impl pulp::WithSimd for BruteChunk<'_, '_> {
@@ -608,8 +613,9 @@ impl pulp::WithSimd for BruteChunk<'_, '_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let per_block = QUERY_BLOCK * self.search.k;
-        for (b, out) in self.blocks.zip(self.out.chunks_mut(per_block)) {
-            self.search.query_block(simd, b, self.scratch, out);
+        let blocks = self.blocks.zip(self.dist.chunks_mut(per_block));
+        for ((b, dist), nbr) in blocks.zip(self.nbr.chunks_mut(per_block)) {
+            self.search.query_block(simd, b, self.scratch, dist, nbr);
         }
     }
 }
@@ -729,14 +735,15 @@ impl BruteForce<'_> {
     }
 
     /// Finds the neighbours of the queries at positions `block · QUERY_BLOCK ..` (at most
-    /// `QUERY_BLOCK`) and appends `(row, distance, neighbour)`, k per query, to `out`.
+    /// `QUERY_BLOCK`) and writes their distances and neighbours, k per query, to `dist` and `nbr`.
     #[inline(always)]
     fn query_block<S: pulp::Simd>(
         &self,
         simd: S,
         block: usize,
         scratch: &mut BruteScratch,
-        out: &mut [(f64, u32)],
+        dist: &mut [f64],
+        nbr: &mut [u32],
     ) {
         let (n, k, dims, lanes) = (self.n, self.k, self.dims, self.lanes);
         let first = block * QUERY_BLOCK;
@@ -983,8 +990,12 @@ impl BruteForce<'_> {
             }
             let nearest = &mut exact[..k];
             nearest.sort_unstable();
-            for (slot, &key) in out[q * k..(q + 1) * k].iter_mut().zip(nearest.iter()) {
-                *slot = (f64::from_bits((key >> 32) as u64).sqrt(), key as u32);
+            let slots = dist[q * k..(q + 1) * k]
+                .iter_mut()
+                .zip(&mut nbr[q * k..(q + 1) * k]);
+            for ((d, o), &key) in slots.zip(nearest.iter()) {
+                *d = f64::from_bits((key >> 32) as u64).sqrt();
+                *o = key as u32;
             }
         }
     }
@@ -1007,12 +1018,12 @@ impl BruteForce<'_> {
 /// as wide as the SIMD registers (AVX-512, AVX2 or scalar, chosen at run time by `pulp`): a
 /// multiply-add per coordinate and query, a comparison per query and panel, and nothing
 /// written to memory but the few values that pass.
-pub(crate) fn brute_all_knn(data: &Matrix, k: usize) -> (Vec<f64>, Vec<u32>) {
+pub(crate) fn brute_all_knn(data: &Matrix, k: usize) -> AllKnn {
     brute_all_knn_on(pulp::Arch::new(), data, k)
 }
 
 /// [`brute_all_knn`] with the SIMD instruction set `arch`.
-fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec<u32>) {
+fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> AllKnn {
     let n = data.n_rows();
     let dims = data.n_cols();
     let lanes = arch.dispatch(Lanes);
@@ -1182,32 +1193,30 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> (Vec<f64>, Vec
     // per-thread buffers kept from one fit to the next.
     let blocks = n.div_ceil(QUERY_BLOCK);
     let blocks_per_task = blocks.div_ceil(4 * threads()).max(1);
-    let mut found = vec![(0.0f64, 0u32); n * k];
-    found
-        .par_chunks_mut(blocks_per_task * QUERY_BLOCK * k)
+    let per_task = (blocks_per_task * QUERY_BLOCK * k).max(1);
+    let mut dist = vec![0.0f64; n * k];
+    let mut nbr = vec![0u32; n * k];
+    dist.par_chunks_mut(per_task)
+        .zip(nbr.par_chunks_mut(per_task))
         .enumerate()
-        .for_each(|(t, out)| {
+        .for_each(|(t, (dist, nbr))| {
             BRUTE_SCRATCH.with_borrow_mut(|scratch| {
                 let first = t * blocks_per_task;
                 arch.dispatch(BruteChunk {
                     search: &search,
                     scratch,
                     blocks: first..(first + blocks_per_task).min(blocks),
-                    out,
+                    dist,
+                    nbr,
                 });
             });
         });
-    // By position → by row.
-    let mut dist = vec![0.0; n * k];
-    let mut nbr = vec![0u32; n * k];
-    for (&id, row) in order.iter().zip(found.chunks_exact(k)) {
-        let at = id as usize * k;
-        for (j, &(d, o)) in row.iter().enumerate() {
-            dist[at + j] = d;
-            nbr[at + j] = o;
-        }
+    AllKnn {
+        k,
+        rows: order,
+        dist,
+        nbr,
     }
-    (dist, nbr)
 }
 
 /// Rows on which [`split_once`] judges the widest coordinate.
@@ -1370,18 +1379,34 @@ fn split_in_order(ids: &mut [u32], coords: &[f32], dims: usize, leaf: usize) {
     }
 }
 
-/// Lays out `(row, distance, neighbour)` triples, `k` consecutive ones per row, in row order.
-fn scatter(found: &[(u32, f64, u32)], n: usize, k: usize) -> (Vec<f64>, Vec<u32>) {
-    let mut dist = vec![0.0; n * k];
-    let mut nbr = vec![0u32; n * k];
-    for chunk in found.chunks_exact(k) {
-        let id = chunk[0].0 as usize;
-        for (j, &(_, d, o)) in chunk.iter().enumerate() {
-            dist[id * k + j] = d;
-            nbr[id * k + j] = o;
+/// The `k` nearest neighbours of every training row ([`KdTree::all_knn`],
+/// [`brute_all_knn`]), row after row in the order of `rows`: each search's own order (laying
+/// them out by row index would cost a pass over all n·k entries that LOF does not need).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AllKnn {
+    pub(crate) k: usize,
+    /// Every row once.
+    pub(crate) rows: Vec<u32>,
+    /// Per row of `rows`, `k` neighbour distances (not squared), ascending by (distance, index).
+    pub(crate) dist: Vec<f64>,
+    /// Per row of `rows`, the `k` neighbours' row indices, in the order of `dist`.
+    pub(crate) nbr: Vec<u32>,
+}
+
+impl AllKnn {
+    /// Distances and neighbours laid out by row index, `k` per row.
+    #[cfg(test)]
+    pub(crate) fn by_row(&self) -> (Vec<f64>, Vec<u32>) {
+        let k = self.k;
+        let mut dist = vec![0.0; self.dist.len()];
+        let mut nbr = vec![0u32; self.nbr.len()];
+        for (p, &id) in self.rows.iter().enumerate() {
+            let (to, from) = (id as usize * k..(id as usize + 1) * k, p * k..(p + 1) * k);
+            dist[to.clone()].copy_from_slice(&self.dist[from.clone()]);
+            nbr[to].copy_from_slice(&self.nbr[from]);
         }
+        (dist, nbr)
     }
-    (dist, nbr)
 }
 
 /// Centring and principal axes of the rows of `data` (Jacobi eigen-decomposition of the
@@ -1601,7 +1626,7 @@ mod tests {
         let tree = KdTree::build(data);
         assert_eq!(tree.len(), data.n_rows());
         assert_eq!(tree.rotation.is_none(), exact);
-        let (dist, nbr) = tree.all_knn(k);
+        let (dist, nbr) = tree.all_knn(k).by_row();
         for (i, row) in data.rows().enumerate() {
             let want = brute(data, row, k, Some(i as u32));
             let got: Vec<(f64, u32)> = (0..k)
@@ -1744,7 +1769,7 @@ mod tests {
         ];
         for (data, k) in cases {
             let n = data.n_rows();
-            let (dist, nbr) = brute_all_knn(&data, k);
+            let (dist, nbr) = brute_all_knn(&data, k).by_row();
             for (i, row) in data.rows().enumerate() {
                 let want = brute(&data, row, k, Some(i as u32));
                 let got: Vec<(f64, u32)> =
@@ -1754,7 +1779,7 @@ mod tests {
             }
             for arch in arches() {
                 assert_eq!(
-                    brute_all_knn_on(arch, &data, k),
+                    brute_all_knn_on(arch, &data, k).by_row(),
                     (dist.clone(), nbr.clone()),
                     "{arch:?}, {n} x {}",
                     data.n_cols()
@@ -1762,7 +1787,7 @@ mod tests {
             }
             let tree = KdTree::build(&data);
             if tree.rotation.is_none() {
-                assert_eq!(tree.all_knn(k), (dist, nbr));
+                assert_eq!(tree.all_knn(k).by_row(), (dist, nbr));
             }
         }
     }
