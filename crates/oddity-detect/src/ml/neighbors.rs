@@ -1226,17 +1226,23 @@ const SPREAD_SAMPLE: usize = 64;
 const LOCALITY_LEAF: usize = 16;
 
 /// The most rows sharing one value (rows compared by the bits of their values, `-0.0` as
-/// `0.0`, through a 64-bit hash: a collision can only overstate it).
+/// `0.0`, through a 64-bit hash: a collision can only overstate it). A row's hash is the sum
+/// of its values' hashes, each mixed with its column: no chain from one value to the next, so
+/// the values are hashed in SIMD lanes (a chained hash took 60 µs on `cardio`'s 1 831 × 21).
 pub(crate) fn largest_equal_group(data: &Matrix) -> usize {
     let mut hashes: Vec<u64> = data
         .rows()
         .map(|row| {
-            row.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+            let mut sum = 0u64;
+            for (c, &x) in row.iter().enumerate() {
                 let bits = if x == 0.0 { 0 } else { x.to_bits() };
-                (h ^ bits)
-                    .wrapping_mul(0x0000_0100_0000_01b3)
-                    .rotate_left(23)
-            })
+                // splitmix64's finaliser of the value offset by its column.
+                let mut h = bits.wrapping_add((c as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                sum = sum.wrapping_add(h ^ (h >> 31));
+            }
+            sum
         })
         .collect();
     hashes.sort_unstable();
