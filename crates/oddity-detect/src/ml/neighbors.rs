@@ -530,8 +530,9 @@ struct BruteScratch {
     heaps: Vec<f32>,
     /// Per query of the block, its candidates: (lower end, position).
     pools: Vec<Vec<(f32, u32)>>,
-    /// Candidates' exact squared distances and row indices, as sort keys.
-    exact: Vec<u128>,
+    /// Candidates' exact squared distances and row indices.
+    exact_dist: Vec<f64>,
+    exact_row: Vec<u64>,
     /// Per panel: lower bound on the squared distance from the block's box, and the
     /// squared distance between box centres.
     panel_lower: Vec<f32>,
@@ -752,7 +753,8 @@ impl BruteForce<'_> {
             queries,
             heaps,
             pools,
-            exact,
+            exact_dist,
+            exact_row,
             panel_lower,
             panel_key,
             sweep,
@@ -969,33 +971,33 @@ impl BruteForce<'_> {
                 .fold(0.0, |m, &v| if v > m { v } else { m });
         }
         // Exact distances of the candidates within the final bounds; the k smallest by
-        // (distance, index).
+        // (distance, index), each placed by its rank among them: a count of comparisons
+        // without branches, which vectorises (a selection and a sort of the ~k candidates
+        // cost twice as much, most of it in mispredicted branches).
         for q in 0..count {
             let id = self.order[first + q];
             let row = self.data.row(id as usize);
             let bound = kth[q];
-            exact.clear();
+            exact_dist.clear();
+            exact_row.clear();
             // A loop, not `extend`: this way it is compiled for the SIMD instruction set.
             for &(lower, j) in &pools[q] {
                 if lower <= bound {
                     let o = self.order[j as usize];
-                    let d2 = sq_dist_full(row, self.data.row(o as usize));
-                    // (distance, index) as one integer: the bits of a non-negative f64 order
-                    // as the value does.
-                    exact.push(u128::from(d2.to_bits()) << 32 | u128::from(o));
+                    exact_dist.push(sq_dist_full(row, self.data.row(o as usize)));
+                    exact_row.push(u64::from(o));
                 }
             }
-            if exact.len() > k {
-                exact.select_nth_unstable(k - 1);
-            }
-            let nearest = &mut exact[..k];
-            nearest.sort_unstable();
-            let slots = dist[q * k..(q + 1) * k]
-                .iter_mut()
-                .zip(&mut nbr[q * k..(q + 1) * k]);
-            for ((d, o), &key) in slots.zip(nearest.iter()) {
-                *d = f64::from_bits((key >> 32) as u64).sqrt();
-                *o = key as u32;
+            let (dist, nbr) = (&mut dist[q * k..(q + 1) * k], &mut nbr[q * k..(q + 1) * k]);
+            for (&d2, &o) in exact_dist.iter().zip(exact_row.iter()) {
+                let mut rank = 0;
+                for (&e, &p) in exact_dist.iter().zip(exact_row.iter()) {
+                    rank += usize::from((e < d2) | ((e == d2) & (p < o)));
+                }
+                if rank < k {
+                    dist[rank] = d2.sqrt();
+                    nbr[rank] = o as u32;
+                }
             }
         }
     }
