@@ -644,9 +644,17 @@ fn mask_bits<S: pulp::Simd>(m: S::m32s) -> u32 {
     }
 }
 
+/// Levels below the root of a heap of `k ≥ 1` values (⌊log₂ k⌋), and the length it is padded
+/// to with −∞ (`2^(depth + 2)`, so that every value's children exist) for [`heapify`] and
+/// [`heap_replace_top`].
+fn heap_shape(k: usize) -> (u32, usize) {
+    let depth = k.max(1).ilog2();
+    (depth, 4 << depth)
+}
+
 /// Makes the first `k` values of `heap` a max-heap. Like [`heap_replace_top`], the heap is
-/// padded with −∞ to `2^(depth + 1)` values and each sift-down takes `depth` steps without a
-/// data-dependent branch.
+/// shaped by [`heap_shape`] and each sift-down takes `depth` steps without a data-dependent
+/// branch.
 #[inline(always)]
 fn heapify(heap: &mut [f32], k: usize, depth: u32) {
     for start in (0..k / 2).rev() {
@@ -664,8 +672,8 @@ fn heapify(heap: &mut [f32], k: usize, depth: u32) {
 }
 
 /// Replaces the largest value of the max-heap `heap` by `value` (smaller); returns the new
-/// largest. The heap is padded with −∞ to `2^(depth + 1)` values, so that the sift-down can
-/// take `depth` steps without a data-dependent branch (the comparisons are mispredicted half
+/// largest. The heap is shaped by [`heap_shape`], so that the sift-down can take `depth` steps
+/// without a data-dependent branch (the comparisons are mispredicted half
 /// the time, and a heap of k = 20 is replaced tens of times per query: 7–9 % of the search when
 /// it was measured).
 #[inline(always)]
@@ -773,8 +781,7 @@ impl BruteForce<'_> {
                 queries[c * QUERY_BLOCK + q] = x;
             }
         }
-        let heap_depth = usize::BITS - k.leading_zeros();
-        let heap_len = 2usize << heap_depth;
+        let (heap_depth, heap_len) = heap_shape(k);
         heaps.clear();
         heaps.resize(QUERY_BLOCK * heap_len, f32::NEG_INFINITY);
         for q in 0..QUERY_BLOCK {
@@ -1804,8 +1811,8 @@ mod tests {
     fn heaps_keep_the_k_smallest() {
         let mut rng = ChaCha8Rng::seed_from_u64(13);
         for k in [1usize, 2, 3, 7, 20, 31, 32, 33] {
-            let depth = usize::BITS - k.leading_zeros();
-            let mut heap = vec![f32::NEG_INFINITY; 2 << depth];
+            let (depth, len) = heap_shape(k);
+            let mut heap = vec![f32::NEG_INFINITY; len];
             let first: Vec<f32> = (0..k).map(|_| rng.random_range(0.0..100.0)).collect();
             heap[..k].copy_from_slice(&first);
             heapify(&mut heap, k, depth);
