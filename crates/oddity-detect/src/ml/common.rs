@@ -146,6 +146,24 @@ pub(crate) fn average_path_length(n: usize) -> f64 {
     }
 }
 
+/// The largest |value| (0 for none), in eight lanes so that the compiler uses SIMD (a fold
+/// through `f64::max` compares one value at a time: 20 µs for `cardio`'s 38 451 values).
+/// Values must not be NaN.
+pub(crate) fn max_abs(values: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            let x = x.abs();
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    for (m, &x) in lanes.iter_mut().zip(chunks.remainder()) {
+        *m = m.max(x.abs());
+    }
+    lanes.iter().fold(0.0, |m, &x| m.max(x))
+}
+
 /// `Σ term(j)` for `j` in `0..len`, in four partial sums of every fourth term, combined as
 /// `(s₀ + s₁) + (s₂ + s₃)`: four chains of additions that overlap instead of one (a sum of 20
 /// terms otherwise waits on 20 additions in turn).

@@ -35,7 +35,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{Contamination, check_data, par_chunks, sum_in_lanes};
+use super::common::{Contamination, check_data, max_abs, par_chunks, sum_in_lanes};
 use super::neighbors::{
     AllKnn, KdTree, Knn, LazyKdTree, SCREEN_MAX_ABS, brute_all_knn, largest_equal_group,
 };
@@ -217,7 +217,7 @@ impl Estimator for LocalOutlierFactor {
 
         // k neighbours of every training row, excluding itself (its duplicates count). The
         // KD-tree, which scores new rows, is built when first needed if brute force finds them.
-        let max_abs = data.as_slice().iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let max_abs = max_abs(data.as_slice());
         let brute = max_abs <= SCREEN_MAX_ABS
             && brute_force_pays(n, data.n_cols(), largest_equal_group(data), k);
         let (tree, knn) = if brute {

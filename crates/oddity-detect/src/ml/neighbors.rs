@@ -73,7 +73,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Matrix;
-use super::common::{column_means, par_chunks, threads};
+use super::common::{column_means, max_abs, par_chunks, threads};
 
 /// Most distinct points in a leaf.
 const LEAF_SIZE: usize = 16;
@@ -1036,7 +1036,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> AllKnn {
     let n = data.n_rows();
     let dims = data.n_cols();
     let lanes = arch.dispatch(Lanes);
-    let max_abs = data.as_slice().iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let max_abs = max_abs(data.as_slice());
 
     // Centred rows in f32, rotated onto their principal axes: the leading coordinates carry
     // most of each distance, so panels of rows near in the locality order have tight boxes
@@ -1244,12 +1244,12 @@ pub(crate) fn largest_equal_group(data: &Matrix) -> usize {
         .map(|row| {
             let mut sum = 0u64;
             for (c, &x) in row.iter().enumerate() {
-                let bits = if x == 0.0 { 0 } else { x.to_bits() };
-                // splitmix64's finaliser of the value offset by its column.
-                let mut h = bits.wrapping_add((c as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                sum = sum.wrapping_add(h ^ (h >> 31));
+                // `+ 0.0` makes -0.0 +0.0; the value offset by its column, one multiply and
+                // a shift to mix its high bits into the low ones.
+                let bits = (x + 0.0).to_bits();
+                let h = (bits ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                sum = sum.wrapping_add(h ^ (h >> 29));
             }
             sum
         })
@@ -1464,11 +1464,10 @@ fn principal_axes(
     let (values, vectors) = jacobi_eigen(cov, dims, tolerance);
     let mut order: Vec<usize> = (0..dims).collect();
     order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-    // Column `c` of `vectors` is an eigenvector; store it as row of `axes`.
     let axes = order
         .iter()
-        .flat_map(|&c| (0..dims).map(move |r| (r, c)))
-        .map(|(r, c)| vectors[r * dims + c])
+        .flat_map(|&c| &vectors[c * dims..(c + 1) * dims])
+        .copied()
         .collect();
     let variances = order.iter().map(|&c| values[c].max(0.0)).collect();
     (axes, variances)
@@ -1490,14 +1489,27 @@ fn orthogonality_error(axes: &[f64], dims: usize) -> f64 {
     worst * dims as f64
 }
 
-/// Eigenvalues and eigenvectors (columns of the row-major result) of the symmetric `d × d`
-/// matrix `a`, by cyclic Jacobi rotations.
+/// Eigenvalues and eigenvectors (the rows of the second result, row-major `d × d`) of the
+/// symmetric `d × d` matrix `a`, by cyclic Jacobi rotations. A rotation of rows and columns
+/// `p`, `q` updates the two rows (contiguous, so in SIMD lanes), sets the 2 × 2 block by the
+/// closed forms, and mirrors the rows into the columns (the result is symmetric); the
+/// eigenvectors are kept as rows for the same reason.
 fn jacobi_eigen(mut a: Vec<f64>, d: usize, tolerance: f64) -> (Vec<f64>, Vec<f64>) {
     let mut v = vec![0.0; d * d];
     for i in 0..d {
         v[i * d + i] = 1.0;
     }
     let scale: f64 = a.iter().map(|x| x * x).sum();
+    // Rows p and q of `m` rotated: p ← c·p − s·q, q ← s·p + c·q.
+    let rotate = |m: &mut [f64], p: usize, q: usize, c: f64, s: f64| {
+        let (head, tail) = m.split_at_mut(q * d);
+        let row_p = &mut head[p * d..(p + 1) * d];
+        for (x, y) in row_p.iter_mut().zip(&mut tail[..d]) {
+            let (xp, xq) = (*x, *y);
+            *x = c * xp - s * xq;
+            *y = s * xp + c * xq;
+        }
+    };
     for _sweep in 0..100 {
         let off: f64 = (0..d)
             .flat_map(|p| (p + 1..d).map(move |q| (p, q)))
@@ -1512,24 +1524,22 @@ fn jacobi_eigen(mut a: Vec<f64>, d: usize, tolerance: f64) -> (Vec<f64>, Vec<f64
                 if apq == 0.0 {
                     continue;
                 }
-                let theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq);
+                let (app, aqq) = (a[p * d + p], a[q * d + q]);
+                let theta = (aqq - app) / (2.0 * apq);
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
+                rotate(&mut a, p, q, c, s);
+                rotate(&mut v, p, q, c, s);
+                a[p * d + p] = app - t * apq;
+                a[q * d + q] = aqq + t * apq;
+                a[p * d + q] = 0.0;
+                a[q * d + p] = 0.0;
                 for k in 0..d {
-                    let (akp, akq) = (a[k * d + p], a[k * d + q]);
-                    a[k * d + p] = c * akp - s * akq;
-                    a[k * d + q] = s * akp + c * akq;
-                }
-                for k in 0..d {
-                    let (apk, aqk) = (a[p * d + k], a[q * d + k]);
-                    a[p * d + k] = c * apk - s * aqk;
-                    a[q * d + k] = s * apk + c * aqk;
-                }
-                for k in 0..d {
-                    let (vkp, vkq) = (v[k * d + p], v[k * d + q]);
-                    v[k * d + p] = c * vkp - s * vkq;
-                    v[k * d + q] = s * vkp + c * vkq;
+                    if k != p && k != q {
+                        a[k * d + p] = a[p * d + k];
+                        a[k * d + q] = a[q * d + k];
+                    }
                 }
             }
         }
@@ -1885,11 +1895,11 @@ mod tests {
     fn jacobi_diagonalises() {
         let a = vec![4.0, 1.0, 2.0, 1.0, 3.0, 0.5, 2.0, 0.5, 5.0];
         let (values, v) = jacobi_eigen(a.clone(), 3, 1e-30);
-        // A v_c = λ_c v_c for every column c.
+        // A v_c = λ_c v_c for every row c.
         for c in 0..3 {
             for r in 0..3 {
-                let av: f64 = (0..3).map(|k| a[r * 3 + k] * v[k * 3 + c]).sum();
-                assert!((av - values[c] * v[r * 3 + c]).abs() < 1e-10);
+                let av: f64 = (0..3).map(|k| a[r * 3 + k] * v[c * 3 + k]).sum();
+                assert!((av - values[c] * v[c * 3 + r]).abs() < 1e-10);
             }
         }
         let trace: f64 = values.iter().sum();
