@@ -73,7 +73,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Matrix;
-use super::common::{column_means, max_abs, par_chunks, threads};
+use super::common::{column_means, max_abs, par_chunks, sum_in_lanes, threads};
 
 /// Most distinct points in a leaf.
 const LEAF_SIZE: usize = 16;
@@ -1142,27 +1142,31 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> AllKnn {
         .for_each(|(p, (((packed, norms), tails), meta))| {
             let (lo, rest) = meta.split_at_mut(dims);
             let (hi, most) = rest.split_at_mut(dims);
-            lo.fill(f32::INFINITY);
-            hi.fill(f32::NEG_INFINITY);
             most[0] = 0.0;
-            for lane in 0..lanes {
-                let Some(&id) = order.get(p * lanes + lane) else {
-                    continue;
-                };
+            let filled = lanes.min(n - p * lanes);
+            for (lane, &id) in order[p * lanes..p * lanes + filled].iter().enumerate() {
                 let row = &coords[id as usize * dims..(id as usize + 1) * dims];
-                let (mut norm, mut tail) = (0.0f64, 0.0f64);
                 for (c, &v) in row.iter().enumerate() {
                     packed[c * lanes + lane] = -2.0 * v;
-                    norm += f64::from(v) * f64::from(v);
-                    if c >= head {
-                        tail += f64::from(v) * f64::from(v);
-                    }
-                    lo[c] = lo[c].min(v);
-                    hi[c] = hi[c].max(v);
                 }
+                let square = |c: usize| f64::from(row[c]) * f64::from(row[c]);
+                let tail = sum_in_lanes(dims - head, |c| square(head + c));
+                let norm = sum_in_lanes(head, square) + tail;
                 norms[lane] = norm as f32;
                 tails[lane] = tail_norm(tail);
                 most[0] = most[0].max(norm as f32);
+            }
+            // The box from the packed values (−2v, exact), coordinate by coordinate over
+            // contiguous lanes (a running min and max per row, through memory: 59 µs instead
+            // of 45 for this loop on `cardio`).
+            for (c, (lo, hi)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+                let (least, largest) = packed[c * lanes..c * lanes + filled]
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
+                        (if x < l { x } else { l }, if x > h { x } else { h })
+                    });
+                *lo = -0.5 * largest;
+                *hi = -0.5 * least;
             }
         });
     let padded_panels = panels.div_ceil(lanes) * lanes;
