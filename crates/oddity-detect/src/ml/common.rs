@@ -210,6 +210,20 @@ where
     F: Fn(&mut S, Range<usize>) -> Vec<T> + Sync,
 {
     use rayon::prelude::*;
+    let ranges = chunk_ranges(n, cost_per_item);
+    if ranges.len() <= 1 {
+        return f(&mut init(), 0..n);
+    }
+    let parts: Vec<Vec<T>> = ranges
+        .into_par_iter()
+        .map_init(&init, |state, range| f(state, range))
+        .collect();
+    parts.into_iter().flatten().collect()
+}
+
+/// The contiguous chunks of `0..n` that [`par_chunks`] hands to threads: `0..n` alone when
+/// `n · cost_per_item` is too small to pay for threads.
+pub(crate) fn chunk_ranges(n: usize, cost_per_item: usize) -> Vec<Range<usize>> {
     const MIN_WORK: usize = 200_000;
     /// Chunks per thread when the work is split.
     const CHUNKS_PER_WORKER: usize = 4;
@@ -217,16 +231,12 @@ where
         .min(n.saturating_mul(cost_per_item) / MIN_WORK)
         .max(1);
     if workers <= 1 {
-        return f(&mut init(), 0..n);
+        return std::iter::once(0..n).collect();
     }
     let chunk = n.div_ceil(workers * CHUNKS_PER_WORKER);
-    let parts: Vec<Vec<T>> = (0..n.div_ceil(chunk))
-        .into_par_iter()
-        .map_init(&init, |state, c| {
-            f(state, c * chunk..((c + 1) * chunk).min(n))
-        })
-        .collect();
-    parts.into_iter().flatten().collect()
+    (0..n.div_ceil(chunk))
+        .map(|c| c * chunk..((c + 1) * chunk).min(n))
+        .collect()
 }
 
 #[cfg(test)]

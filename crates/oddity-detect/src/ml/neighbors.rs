@@ -73,7 +73,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Matrix;
-use super::common::{column_means, max_abs, par_chunks, sum_in_lanes, threads};
+use super::common::{chunk_ranges, column_means, max_abs, sum_in_lanes, threads};
 
 /// Most distinct points in a leaf.
 const LEAF_SIZE: usize = 16;
@@ -368,46 +368,68 @@ impl KdTree {
             }
         }
         let point = |p: u32| &self.points[p as usize * self.dims..(p as usize + 1) * self.dims];
-        // Query in tree order (neighbouring queries share cache lines), one query per row.
-        let found: Vec<(u32, f64, u32)> =
-            par_chunks(distinct, 20 * k * self.dims.max(4), |range| {
-                let mut knn = Knn::new(k);
-                let mut seeds: Vec<f64> = Vec::with_capacity(k + 1);
-                let mut last: Option<u32> = None;
-                let mut out = Vec::new();
-                for p in range {
-                    let q = point(p as u32);
-                    let rows = self.groups[p] as usize..self.groups[p + 1] as usize;
-                    for &id in &self.members[rows] {
-                        // The previous query and its neighbours are near this one: the k-th
-                        // smallest of their distances (computed exactly as the search computes
-                        // them) bounds the search from the start.
-                        seeds.clear();
-                        if let Some(prev) = last {
-                            let near = knn.items().iter().map(|&(_, o)| o);
-                            seeds.extend(
-                                near.chain(std::iter::once(prev))
-                                    .filter(|&o| o != id)
-                                    .map(|o| sq_dist(q, point(point_of[o as usize]))),
-                            );
-                        }
-                        knn.ceiling = if seeds.len() >= k {
-                            *seeds.select_nth_unstable_by(k - 1, f64::total_cmp).1
-                        } else {
-                            f64::INFINITY
-                        };
-                        self.knn_tree_coords(q, id, &mut knn);
-                        out.extend(knn.items().iter().map(|&(d2, o)| (id, d2.sqrt(), o)));
-                        last = Some(id);
+        // Query in tree order (neighbouring queries share cache lines), one query per row,
+        // each writing its neighbours in place: a row's place in that order is its place in
+        // `members`.
+        let mut dist = vec![0.0f64; n * k];
+        let mut nbr = vec![0u32; n * k];
+        let mut parts = Vec::new();
+        let (mut dist_rest, mut nbr_rest) = (dist.as_mut_slice(), nbr.as_mut_slice());
+        for range in chunk_ranges(distinct, 20 * k * self.dims.max(4)) {
+            let len = (self.groups[range.end] - self.groups[range.start]) as usize * k;
+            let (part_dist, rest) = std::mem::take(&mut dist_rest).split_at_mut(len);
+            dist_rest = rest;
+            let (part_nbr, rest) = std::mem::take(&mut nbr_rest).split_at_mut(len);
+            nbr_rest = rest;
+            parts.push((range, part_dist, part_nbr));
+        }
+        let search = |(range, dist, nbr): (std::ops::Range<usize>, &mut [f64], &mut [u32])| {
+            let mut knn = Knn::new(k);
+            let mut seeds: Vec<f64> = Vec::with_capacity(k + 1);
+            let mut last: Option<u32> = None;
+            let first = self.groups[range.start] as usize;
+            for p in range {
+                let q = point(p as u32);
+                let rows = self.groups[p] as usize..self.groups[p + 1] as usize;
+                for (at, &id) in rows.clone().zip(&self.members[rows]) {
+                    // The previous query and its neighbours are near this one: the k-th
+                    // smallest of their distances (computed exactly as the search computes
+                    // them) bounds the search from the start.
+                    seeds.clear();
+                    if let Some(prev) = last {
+                        let near = knn.items().iter().map(|&(_, o)| o);
+                        seeds.extend(
+                            near.chain(std::iter::once(prev))
+                                .filter(|&o| o != id)
+                                .map(|o| sq_dist(q, point(point_of[o as usize]))),
+                        );
                     }
+                    knn.ceiling = if seeds.len() >= k {
+                        *seeds.select_nth_unstable_by(k - 1, f64::total_cmp).1
+                    } else {
+                        f64::INFINITY
+                    };
+                    self.knn_tree_coords(q, id, &mut knn);
+                    let slots = (at - first) * k..(at - first + 1) * k;
+                    let slots = dist[slots.clone()].iter_mut().zip(&mut nbr[slots]);
+                    for ((d, o), &(d2, id)) in slots.zip(knn.items()) {
+                        *d = d2.sqrt();
+                        *o = id;
+                    }
+                    last = Some(id);
                 }
-                out
-            });
+            }
+        };
+        if parts.len() == 1 {
+            parts.into_iter().for_each(search);
+        } else {
+            parts.into_par_iter().for_each(search);
+        }
         AllKnn {
             k,
-            rows: found.iter().step_by(k.max(1)).map(|t| t.0).collect(),
-            dist: found.iter().map(|t| t.1).collect(),
-            nbr: found.iter().map(|t| t.2).collect(),
+            rows: self.members.clone(),
+            dist,
+            nbr,
         }
     }
 
