@@ -1225,9 +1225,10 @@ fn brute_all_knn_on(arch: pulp::Arch, data: &Matrix, k: usize) -> AllKnn {
         box_slack,
     };
     // Blocks of queries in parallel, each writing its neighbours in place (by position), with
-    // per-thread buffers kept from one fit to the next.
+    // per-thread buffers kept from one fit to the next; 16 tasks per thread, so that the
+    // threads finish close together (4 per thread: `cardio` 2.6 ms instead of 2.55).
     let blocks = n.div_ceil(QUERY_BLOCK);
-    let blocks_per_task = blocks.div_ceil(4 * threads()).max(1);
+    let blocks_per_task = blocks.div_ceil(16 * threads()).max(1);
     let per_task = (blocks_per_task * QUERY_BLOCK * k).max(1);
     let mut dist = vec![0.0f64; n * k];
     let mut nbr = vec![0u32; n * k];
