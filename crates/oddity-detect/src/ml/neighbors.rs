@@ -391,25 +391,44 @@ impl KdTree {
             for p in range {
                 let q = point(p as u32);
                 let rows = self.groups[p] as usize..self.groups[p + 1] as usize;
-                for (at, &id) in rows.clone().zip(&self.members[rows]) {
-                    // The previous query and its neighbours are near this one: the k-th
-                    // smallest of their distances (computed exactly as the search computes
-                    // them) bounds the search from the start.
-                    seeds.clear();
-                    if let Some(prev) = last {
-                        let near = knn.items().iter().map(|&(_, o)| o);
-                        seeds.extend(
-                            near.chain(std::iter::once(prev))
-                                .filter(|&o| o != id)
-                                .map(|o| sq_dist(q, point(point_of[o as usize]))),
-                        );
-                    }
-                    knn.ceiling = if seeds.len() >= k {
-                        *seeds.select_nth_unstable_by(k - 1, f64::total_cmp).1
+                let members = &self.members[rows.clone()];
+                // More than k equal rows: when the first one's neighbours are the next k, no
+                // other row lies at distance 0 with an index below the (k + 1)-th, so every
+                // other member's are the first k + 1 less itself, without a search (3 329
+                // copies of one row in `mammography`).
+                let mut shortcut = false;
+                for (i, (at, &id)) in rows.clone().zip(members).enumerate() {
+                    if shortcut {
+                        knn.items.clear();
+                        let others = members[..=k].iter().filter(|&&o| o != id);
+                        knn.items.extend(others.take(k).map(|&o| (0.0, o)));
                     } else {
-                        f64::INFINITY
-                    };
-                    self.knn_tree_coords(q, id, &mut knn);
+                        // The previous query and its neighbours are near this one: the k-th
+                        // smallest of their distances (computed exactly as the search
+                        // computes them) bounds the search from the start.
+                        seeds.clear();
+                        if let Some(prev) = last {
+                            let near = knn.items().iter().map(|&(_, o)| o);
+                            seeds.extend(
+                                near.chain(std::iter::once(prev))
+                                    .filter(|&o| o != id)
+                                    .map(|o| sq_dist(q, point(point_of[o as usize]))),
+                            );
+                        }
+                        knn.ceiling = if seeds.len() >= k {
+                            *seeds.select_nth_unstable_by(k - 1, f64::total_cmp).1
+                        } else {
+                            f64::INFINITY
+                        };
+                        self.knn_tree_coords(q, id, &mut knn);
+                        shortcut = i == 0
+                            && members.len() > k
+                            && knn
+                                .items()
+                                .iter()
+                                .map(|&(_, o)| o)
+                                .eq(members[1..=k].iter().copied());
+                    }
                     let slots = (at - first) * k..(at - first + 1) * k;
                     let slots = dist[slots.clone()].iter_mut().zip(&mut nbr[slots]);
                     for ((d, o), &(d2, id)) in slots.zip(knn.items()) {
@@ -1730,6 +1749,21 @@ mod tests {
     fn matches_brute_force_with_ties_and_duplicates() {
         // Integer coordinates in a small range: many equal distances and duplicate rows.
         check(&random_rows(1, 600, 3, Some(5)), 20, true);
+    }
+
+    #[test]
+    fn groups_larger_than_k() {
+        // 31 equal rows, and 5 other rows whose squared distance to them underflows to 0:
+        // after the group (the search's shortcut applies), then before it (it must not).
+        let tiny = vec![1e-170];
+        let mut rows = vec![vec![0.0]; 31];
+        rows.extend(vec![tiny.clone(); 5]);
+        rows.push(vec![1.0]);
+        check(&Matrix::from_rows(&rows).unwrap(), 20, true);
+        let mut rows = vec![tiny; 5];
+        rows.extend(vec![vec![0.0]; 31]);
+        rows.push(vec![1.0]);
+        check(&Matrix::from_rows(&rows).unwrap(), 20, true);
     }
 
     #[test]
