@@ -122,17 +122,15 @@ impl LofModel {
     /// LOF of a new row against the training set, reusing `knn` as scratch space.
     fn score_with(&self, row: &[f64], knn: &mut Knn) -> f64 {
         self.tree.get().knn(row, knn);
+        // The sums of `factors`, in the same order.
         let neighbours = knn.items();
-        let reach: f64 = neighbours
-            .iter()
-            .map(|&(d2, o)| d2.sqrt().max(self.k_distance[o as usize]))
-            .sum();
-        let lrd = 1.0 / (reach / neighbours.len() as f64 + LRD_GUARD);
-        let ratios: f64 = neighbours
-            .iter()
-            .map(|&(_, o)| self.lrd[o as usize] / lrd)
-            .sum();
-        ratios / neighbours.len() as f64
+        let count = neighbours.len();
+        let reach = sum_in_lanes(count, |j| {
+            let (d2, o) = neighbours[j];
+            d2.sqrt().max(self.k_distance[o as usize])
+        });
+        let lrd = 1.0 / (reach / count as f64 + LRD_GUARD);
+        sum_in_lanes(count, |j| self.lrd[neighbours[j].1 as usize]) / count as f64 / lrd
     }
 }
 

@@ -22,7 +22,9 @@
 //!   with a ceiling: the k-th smallest distance to the previous query and its neighbours
 //!   (computed exactly as the search computes distances, so no true neighbour lies beyond it).
 //!   Without it a search prunes nothing until it has k points: `shuttle` (49 097 × 9) 1 053 →
-//!   724 ms per fit, interleaved A/B runs on the 2-vCPU VM.
+//!   724 ms per fit, interleaved A/B runs on the 2-vCPU VM. The rows of a group of more than k
+//!   equal rows get the group's first k + 1 (less themselves) without a search, once the
+//!   first row's search has shown that no other row ties with them ahead.
 //!
 //! **Ties.** Neighbours are ordered by (squared distance, original index), so the k returned are
 //! the k smallest in that order whatever the tree's shape or the thread count. Exact cell
@@ -38,7 +40,7 @@
 //! new rows, [`LazyKdTree`]):
 //!
 //! - **Layout.** Rows are centred and rotated onto their principal axes (from a 512-row sample,
-//!   an f32 GEMM), put in a locality order ([`locality_order`]: the leaves of median splits)
+//!   an f32 GEMM), put in a locality order ([`locality_order`]: the leaves of near-median splits)
 //!   and packed in *panels* of as many rows as a SIMD register holds, coordinate by coordinate,
 //!   each panel with its bounding box.
 //! - **Screen.** A block of [`QUERY_BLOCK`] queries sweeps the panels: one fused multiply-add
@@ -55,7 +57,8 @@
 //!   variance) when even the Cauchy–Schwarz bound on the rest keeps every row out: of the
 //!   panels swept after the seeds, 69 % and 18 % on `satellite`, 12 % and 62 % on `cardio`.
 //! - **Exact.** The candidates within the final bound (about k) get their exact `f64` distance,
-//!   the same sum the tree computes, and are sorted by (distance, index).
+//!   the same sum the tree computes, and each takes the place of its rank by (distance, index),
+//!   a branch-free count of comparisons.
 //! - **Threads.** Query blocks and the larger preparation steps run on rayon's pool, writing
 //!   into buffers the calling thread allocated, with per-thread scratch kept between fits.
 //!
