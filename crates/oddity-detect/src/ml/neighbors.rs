@@ -62,13 +62,14 @@
 //! - **Threads.** Query blocks and the larger preparation steps run on rayon's pool, writing
 //!   into buffers the calling thread allocated, with per-thread scratch kept between fits.
 //!
-//! Measured on the ODDS sets (2-vCPU Xeon with AVX-512, LOF fit on the training rows, the
-//! previous GEMM-and-scan version interleaved with this one, best of 32 fits each):
-//! `satellite` (6 435 × 36) 37.7 → 13.3 ms, `pendigits` (6 870 × 16) 24.7 → 10.8 ms,
-//! `thyroid` (3 772 × 6) 8.3 → 4.5 ms, `cardio` (1 831 × 21) 4.7 → 2.9 ms, `breastw` (683 × 9)
-//! 0.88 → 0.72 ms. What a query costs on `cardio`, one core:
-//! ~0.7 µs for its seeds (a select of 128 upper ends, the heap), ~1.1 µs for the sweep (half of
-//! it multiply-adds), ~0.5 µs for the exact distances and their sort.
+//! Measured on the ODDS sets (2-vCPU Xeon with AVX-512, LOF fit on the training rows,
+//! interleaved with earlier versions, best of 32 fits each): `satellite` (6 435 × 36) 11.9 ms,
+//! `pendigits` (6 870 × 16) 9.8 ms, `thyroid` (3 772 × 6) 3.8 ms, `cardio` (1 831 × 21)
+//! 2.4 ms, `breastw` (683 × 9) 0.58 ms (37.7, 24.7, 8.3, 4.7 and 0.88 ms with the
+//! GEMM-and-scan search this one replaced). Of `cardio`'s 2.4 ms, ~0.42 run on one thread (the
+//! axes, rotation, locality order and panels, and LOF's factors); of the search's time on two
+//! threads, the per-query selection of the seed bound takes ~11 %, heap updates ~9 %, the
+//! screen's multiply-adds ~12 %, exact distances ~5 % (perf samples).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
