@@ -159,14 +159,14 @@ fn factors(knn: &AllKnn) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let AllKnn { k, rows, dist, nbr } = knn;
     let (k, n) = (*k, rows.len());
     // Per row of `rows` to per row index.
-    let by_row = |values: Vec<f64>| {
+    let by_row = |values: &[f64]| {
         let mut out = vec![0.0; n];
-        for (&id, v) in rows.iter().zip(values) {
+        for (&id, &v) in rows.iter().zip(values) {
             out[id as usize] = v;
         }
         out
     };
-    let k_distance = by_row(dist.chunks_exact(k).map(|d| d[k - 1]).collect());
+    let k_distance = by_row(&dist.chunks_exact(k).map(|d| d[k - 1]).collect::<Vec<_>>());
     let lrd_listed = par_chunks(n, 4 * k, |range| {
         range
             .map(|p| {
@@ -177,7 +177,7 @@ fn factors(knn: &AllKnn) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             })
             .collect()
     });
-    let lrd = by_row(lrd_listed.clone());
+    let lrd = by_row(&lrd_listed);
     // LOF = mean(lrd of the neighbours) / lrd: one division per row, not one per neighbour
     // (divisions are slow; scikit-learn divides each neighbour's, a difference in the last bits).
     let lof_listed = par_chunks(n, 4 * k, |range| {
@@ -185,7 +185,7 @@ fn factors(knn: &AllKnn) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             .map(|p| sum_in_lanes(k, |j| lrd[nbr[p * k + j] as usize]) / k as f64 / lrd_listed[p])
             .collect()
     });
-    (k_distance, lrd, by_row(lof_listed))
+    (k_distance, lrd, by_row(&lof_listed))
 }
 
 impl Estimator for LocalOutlierFactor {

@@ -1040,6 +1040,8 @@ impl BruteForce<'_> {
                     exact_row.push(u64::from(o));
                 }
             }
+            // At least k rows have their upper end within the bound, so their lower ends are.
+            debug_assert!(exact_dist.len() >= k, "fewer than k candidates");
             let (dist, nbr) = (&mut dist[q * k..(q + 1) * k], &mut nbr[q * k..(q + 1) * k]);
             for (&d2, &o) in exact_dist.iter().zip(exact_row.iter()) {
                 let mut rank = 0;
