@@ -56,8 +56,9 @@
 //! non-finite number as `null`, which does not load back into an `f64`. The windows can hold
 //! non-finite values although inputs are finite: residuals of values near `f64::MAX` overflow
 //! (400 points alternating `±f64::MAX` leave 370 NaN in the streaming detector's residual
-//! history), and those now survive a checkpoint. Scalar fields (EWM moments, sums) are still
-//! plain JSON numbers, so such a state still fails to restore on its `null` moments, as before.
+//! history), and those now survive a checkpoint. Scalar state fields that can overflow (EWM
+//! moments, window sums, CUSUM sums) go through [`f64_exact`] and its array and `Option` forms:
+//! a plain JSON number when finite, `"inf"`, `"-inf"` or `"nan:<16 hex digits>"` when not.
 //!
 //! # Format
 //! `<scheme><version>:<payload>`, the payload in standard base64 (RFC 4648 §4, `A–Z a–z 0–9 + /`,
@@ -381,6 +382,143 @@ pub mod f64_rows {
     ) -> Result<Vec<Vec<f64>>, D::Error> {
         let rows = Vec::<OwnedRow>::deserialize(deserializer)?;
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+/// One `f64` as JSON, exactly: a finite value as a plain number (the form it always had, so
+/// older states load), `±inf` as `"inf"`/`"-inf"`, NaN as `"nan:"` and its 16 hex digits of bits
+/// (payload included). `serde_json` writes a non-finite number as `null`, which does not load
+/// back into an `f64`: a state whose moments overflowed would fail to restore.
+#[derive(Debug, Clone, Copy)]
+struct Exact(f64);
+
+impl serde::Serialize for Exact {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let x = self.0;
+        if x.is_finite() {
+            serializer.serialize_f64(x)
+        } else if x == f64::INFINITY {
+            serializer.serialize_str("inf")
+        } else if x == f64::NEG_INFINITY {
+            serializer.serialize_str("-inf")
+        } else {
+            serializer.serialize_str(&format!("nan:{:016x}", x.to_bits()))
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Exact {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ExactVisitor)
+    }
+}
+
+struct ExactVisitor;
+
+impl Visitor<'_> for ExactVisitor {
+    type Value = Exact;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, r#"a number, "inf", "-inf" or "nan:" and 16 hex digits"#)
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Exact, E> {
+        Ok(Exact(x))
+    }
+
+    fn visit_i64<E: de::Error>(self, x: i64) -> Result<Exact, E> {
+        Ok(Exact(x as f64))
+    }
+
+    fn visit_u64<E: de::Error>(self, x: u64) -> Result<Exact, E> {
+        Ok(Exact(x as f64))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Exact, E> {
+        let nan = |hex: &str| {
+            let bits = u64::from_str_radix(hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 16)?;
+            Some(f64::from_bits(bits)).filter(|x| x.is_nan())
+        };
+        match text {
+            "inf" => Ok(Exact(f64::INFINITY)),
+            "-inf" => Ok(Exact(f64::NEG_INFINITY)),
+            _ => text
+                .strip_prefix("nan:")
+                .and_then(nan)
+                .map(Exact)
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(text), &self)),
+        }
+    }
+}
+
+/// Serde helpers for an `f64` field that may hold `±inf` or NaN ([`Exact`]'s form):
+/// `#[serde(with = "crate::compact::f64_exact")]`.
+pub mod f64_exact {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// Writes the value as a number, or as a string when it is not finite.
+    pub fn serialize<S: Serializer>(x: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        Exact(*x).serialize(serializer)
+    }
+
+    /// Reads a number or one of the strings for non-finite values.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Exact::deserialize(deserializer).map(|e| e.0)
+    }
+}
+
+/// Serde helpers for an `[f64; N]` field whose values may be non-finite:
+/// `#[serde(with = "crate::compact::f64_exact_array")]`.
+pub mod f64_exact_array {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// Writes the values as an array ([`Exact`]'s form each).
+    pub fn serialize<S: Serializer, const N: usize>(
+        values: &[f64; N],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        values.map(Exact).serialize(serializer)
+    }
+
+    /// Reads an array of exactly `N` values.
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        deserializer: D,
+    ) -> Result<[f64; N], D::Error> {
+        let values = Vec::<Exact>::deserialize(deserializer)?;
+        let len = values.len();
+        <[Exact; N]>::try_from(values)
+            .map(|a| a.map(|e| e.0))
+            .map_err(|_| de::Error::invalid_length(len, &format!("{N} values").as_str()))
+    }
+}
+
+/// Serde helpers for a `Vec<Option<f64>>` field whose values may be non-finite (`None` is
+/// `null`): `#[serde(with = "crate::compact::opt_f64_exact_vec")]`.
+pub mod opt_f64_exact_vec {
+    use serde::Deserialize;
+
+    use super::*;
+
+    /// Writes the values as an array ([`Exact`]'s form each, `null` for `None`).
+    pub fn serialize<S: Serializer>(
+        values: &[Option<f64>],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(|v| v.map(Exact)))
+    }
+
+    /// Reads an array of numbers, strings and `null`s.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Option<f64>>, D::Error> {
+        let values = Vec::<Option<Exact>>::deserialize(deserializer)?;
+        Ok(values.into_iter().map(|v| v.map(|e| e.0)).collect())
     }
 }
 
@@ -890,6 +1028,76 @@ mod tests {
 
     fn same_bits(a: &[f64], b: &[f64]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Scalars {
+        #[serde(with = "super::f64_exact")]
+        x: f64,
+        #[serde(with = "super::f64_exact_array")]
+        pair: [f64; 2],
+        #[serde(with = "super::opt_f64_exact_vec")]
+        bins: Vec<Option<f64>>,
+    }
+
+    #[test]
+    fn exact_scalars_round_trip_non_finite_values() {
+        let payload = f64::from_bits(0x7ff0_0000_0000_0001);
+        for x in [
+            0.1 + 0.2,
+            -0.0,
+            f64::MIN_POSITIVE / 4.0,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            payload,
+        ] {
+            let state = Scalars {
+                x,
+                pair: [x, 1.5],
+                bins: vec![Some(x), None],
+            };
+            let json = serde_json::to_string(&state).unwrap();
+            let back: Scalars = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.x.to_bits(), x.to_bits(), "{json}");
+            assert!(same_bits(&back.pair, &[x, 1.5]), "{json}");
+            assert_eq!(back.bins.len(), 2);
+            assert_eq!(back.bins[0].map(f64::to_bits), Some(x.to_bits()), "{json}");
+            assert_eq!(back.bins[1], None);
+        }
+        // Finite values stay plain numbers (older states load), non-finite ones are named.
+        let json = serde_json::to_string(&Scalars {
+            x: f64::NEG_INFINITY,
+            pair: [2.0, f64::NAN],
+            bins: vec![Some(0.5), None],
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"x":"-inf","pair":[2.0,"nan:7ff8000000000000"],"bins":[0.5,null]}"#
+        );
+        let old: Scalars =
+            serde_json::from_str(r#"{"x":3,"pair":[1.0,-2],"bins":[null,0.25]}"#).unwrap();
+        assert_eq!(
+            (old.x, old.pair, old.bins),
+            (3.0, [1.0, -2.0], vec![None, Some(0.25)])
+        );
+        // Anything else is an error, not a guess.
+        for bad in [
+            r#""infinity""#,
+            r#""nan""#,
+            r#""nan:0000000000000000""#,
+            r#""nan:7ff8""#,
+            r#""nan:7ff800000000000g""#,
+            "null",
+        ] {
+            let text = format!(r#"{{"x":{bad},"pair":[1.0,2.0],"bins":[]}}"#);
+            assert!(serde_json::from_str::<Scalars>(&text).is_err(), "{bad}");
+        }
+        let short = r#"{"x":1.0,"pair":[1.0],"bins":[]}"#;
+        assert!(serde_json::from_str::<Scalars>(short).is_err());
     }
 
     /// Every encoding of `values` decodes to the same bits: the chosen one, Gorilla, and the

@@ -105,7 +105,9 @@ struct Bucket {
     /// Start (ms, a multiple of `every`), `None` before the first event.
     start: Option<i64>,
     count: u64,
+    #[serde(with = "crate::compact::f64_exact")]
     sum: f64,
+    #[serde(with = "crate::compact::f64_exact")]
     max: f64,
 }
 

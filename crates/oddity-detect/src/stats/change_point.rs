@@ -92,7 +92,9 @@ impl ChangePointConfig {
 pub struct ChangePoint {
     config: ChangePointConfig,
     baseline: Ewm,
+    #[serde(with = "crate::compact::f64_exact")]
     up: f64,
+    #[serde(with = "crate::compact::f64_exact")]
     down: f64,
 }
 

@@ -16,8 +16,10 @@ pub struct Ewm {
     /// Number of values seen (saturating).
     pub n: u64,
     /// Current mean.
+    #[serde(with = "crate::compact::f64_exact")]
     pub mean: f64,
     /// Current (population) variance.
+    #[serde(with = "crate::compact::f64_exact")]
     pub var: f64,
 }
 

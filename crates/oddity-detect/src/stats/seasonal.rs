@@ -135,6 +135,7 @@ pub struct Seasonal {
     buffer: Vec<(i64, f64)>,
     level: Ewm,
     /// Offset per phase bin (None until the bin is first seen).
+    #[serde(with = "crate::compact::opt_f64_exact_vec")]
     season: Vec<Option<f64>>,
     resid: Ewm,
     learned: u64,

@@ -257,6 +257,7 @@ pub struct Streaming {
     #[serde(with = "crate::compact::f64_deque")]
     residuals: VecDeque<f64>,
     /// Decaying maximum of recent surprises (decades), upward and downward departures apart.
+    #[serde(with = "crate::compact::f64_exact_array")]
     memory: [f64; 2],
 }
 

@@ -382,3 +382,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn state_after_extreme_values_survives_a_restart() {
+    // Values at ±f64::MAX overflow sums and variances to ±inf and NaN; the saved state must
+    // bring those back, not fail to restore.
+    let mut series: Vec<(i64, Option<f64>)> = (0..400)
+        .map(|i| {
+            let x = if i % 2 == 0 { f64::MAX } else { -f64::MAX };
+            (i as i64 * MINUTE, Some(x))
+        })
+        .collect();
+    series.extend(
+        ordinary(800)
+            .into_iter()
+            .map(|(t, x)| (t + 400 * MINUTE, Some(x))),
+    );
+    for (_, config) in every_detector() {
+        for split in [1, 2, 3, 200, 400, 401, 700] {
+            check_round_trip(&config, &series, split);
+        }
+    }
+}

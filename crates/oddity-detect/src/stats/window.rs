@@ -18,8 +18,11 @@ pub struct RollingMoments {
     capacity: usize,
     #[serde(with = "crate::compact::f64_deque")]
     values: VecDeque<f64>,
+    #[serde(with = "crate::compact::f64_exact")]
     shift: f64,
+    #[serde(with = "crate::compact::f64_exact")]
     sum: f64,
+    #[serde(with = "crate::compact::f64_exact")]
     sum_sq: f64,
     since_exact: usize,
 }
