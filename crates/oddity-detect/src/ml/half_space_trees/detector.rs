@@ -277,6 +277,30 @@ mod tests {
     }
 
     #[test]
+    fn state_with_values_near_f64_max_survives_a_restart() {
+        let config = small();
+        let mut a = config.build_detector().unwrap();
+        let extreme = |i: usize| {
+            if i.is_multiple_of(2) {
+                f64::MAX
+            } else {
+                -f64::MAX
+            }
+        };
+        for i in 0..200 {
+            let x = if i < 20 { extreme(i) } else { wave(i) };
+            observe(&mut a, &event(i as i64, x));
+        }
+        let json = serde_json::to_string(&a.snapshot().unwrap()).unwrap();
+        let mut b = config.build_detector().unwrap();
+        b.restore(&serde_json::from_str(&json).unwrap()).unwrap();
+        for i in 200..320 {
+            let e = event(i as i64, wave(i));
+            assert_eq!(observe(&mut a, &e), observe(&mut b, &e), "point {i}");
+        }
+    }
+
+    #[test]
     fn snapshot_restore_continues_identically() {
         let config = small();
         let mut a = config.build_detector().unwrap();

@@ -235,8 +235,11 @@ pub struct HalfSpaceTreesModel {
     window: usize,
     size_limit: f64,
     seed: u64,
-    /// Per feature: the value mapped to 0 and the width mapped to 1.
+    /// Per feature: the value mapped to 0 and the width mapped to 1 (a width can overflow to
+    /// +∞ on values near ±f64::MAX: the compact form keeps it, a JSON number would not).
+    #[serde(with = "crate::compact::f64s")]
     offset: Vec<f64>,
+    #[serde(with = "crate::compact::f64s")]
     width: Vec<f64>,
     /// Per tree, per feature: the workspace `[lo, hi]`, flattened as `lo₀, hi₀, lo₁, …`.
     #[serde(with = "crate::compact::f64_rows")]
