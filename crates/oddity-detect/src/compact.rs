@@ -57,8 +57,10 @@
 //! non-finite values although inputs are finite: residuals of values near `f64::MAX` overflow
 //! (400 points alternating `±f64::MAX` leave 370 NaN in the streaming detector's residual
 //! history), and those now survive a checkpoint. Scalar state fields that can overflow (EWM
-//! moments, window sums, CUSUM sums) go through [`f64_exact`] and its array and `Option` forms:
-//! a plain JSON number when finite, `"inf"`, `"-inf"` or `"nan:<16 hex digits>"` when not.
+//! moments, window sums, CUSUM sums) and the model fields derived from such sums (z-score
+//! means and scales, the One-Class SVM's kernel width and coefficients) go through
+//! [`f64_exact`] and its `Vec`, array and `Option` forms: a plain JSON number when finite,
+//! `"inf"`, `"-inf"` or `"nan:<16 hex digits>"` when not.
 //!
 //! # Format
 //! `<scheme><version>:<payload>`, the payload in standard base64 (RFC 4648 §4, `A–Z a–z 0–9 + /`,
@@ -468,6 +470,25 @@ pub mod f64_exact {
     /// Reads a number or one of the strings for non-finite values.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
         Exact::deserialize(deserializer).map(|e| e.0)
+    }
+}
+
+/// Serde helpers for a `Vec<f64>` field whose values may be non-finite, kept readable (plain
+/// numbers when finite, unlike [`f64s`]): `#[serde(with = "crate::compact::f64_exact_vec")]`.
+pub mod f64_exact_vec {
+    use serde::Deserialize;
+
+    use super::*;
+
+    /// Writes the values as an array ([`Exact`]'s form each).
+    pub fn serialize<S: Serializer>(values: &[f64], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(|&v| Exact(v)))
+    }
+
+    /// Reads an array of numbers and strings.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
+        let values = Vec::<Exact>::deserialize(deserializer)?;
+        Ok(values.into_iter().map(|e| e.0).collect())
     }
 }
 

@@ -63,3 +63,42 @@ pub trait Estimator {
         Ok((model, scores))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    /// A model fitted on columns of values at ±f64::MAX (whose means, variances and kernel
+    /// widths overflow) still loads back from its JSON, as a stored version must.
+    #[test]
+    fn models_of_extreme_data_round_trip() {
+        fn round_trip<M>(name: &str, model: M)
+        where
+            M: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug + OutlierModel,
+        {
+            let json = serde_json::to_string(&model).unwrap();
+            let back: M = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let row = [f64::MAX, 3.0, 1.5];
+            let (a, b) = (model.score(&row), back.score(&row));
+            assert!(a.to_bits() == b.to_bits(), "{name}: {a} vs {b}");
+        }
+        let rows: Vec<Vec<f64>> = (0..300)
+            .map(|i| {
+                let x = if i % 2 == 0 { f64::MAX } else { -f64::MAX };
+                vec![x, (i % 7) as f64, (i % 13) as f64 * 0.5]
+            })
+            .collect();
+        let data = Matrix::from_rows(&rows).unwrap();
+        round_trip("zscore", ZScore::default().fit(&data).unwrap());
+        let svm = OneClassSvmConfig::default().build().unwrap();
+        round_trip("one_class_svm", svm.fit(&data).unwrap());
+        round_trip(
+            "isolation_forest",
+            IsolationForest::default().fit(&data).unwrap(),
+        );
+        round_trip("lof", LocalOutlierFactor::default().fit(&data).unwrap());
+    }
+}

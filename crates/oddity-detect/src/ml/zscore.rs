@@ -38,8 +38,11 @@ impl Default for ZScore {
 /// Fitted per-feature means and scales.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZScoreModel {
+    /// (Exact forms: columns of values near ±f64::MAX overflow to ±inf or NaN.)
+    #[serde(with = "crate::compact::f64_exact_vec")]
     mean: Vec<f64>,
     /// Population standard deviation, or 1 for a constant feature.
+    #[serde(with = "crate::compact::f64_exact_vec")]
     scale: Vec<f64>,
     threshold: f64,
 }

@@ -147,12 +147,18 @@ pub struct OneClassSvm {
 /// A fitted One-Class SVM: support vectors, their coefficients, ρ and the score scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OneClassSvmModel {
+    /// (Exact forms: values near ±f64::MAX overflow the variance behind `gamma`, and with it
+    /// the rest, to ±inf or NaN.)
+    #[serde(with = "crate::compact::f64_exact")]
     gamma: f64,
     support: Matrix,
     /// αᵢ of each support vector (scikit-learn's `dual_coef_`).
+    #[serde(with = "crate::compact::f64_exact_vec")]
     coef: Vec<f64>,
+    #[serde(with = "crate::compact::f64_exact")]
     rho: f64,
     /// Median |decision| over the training rows: the unit of the score's softsign.
+    #[serde(with = "crate::compact::f64_exact")]
     scale: f64,
     iterations: u64,
 }
