@@ -63,6 +63,39 @@ fn tabular_report_and_json() {
     assert_eq!(lof["roc_auc"], 1.0, "{lof}");
 }
 
+/// `--repeat N` keeps the fastest of N timings; the scores, hence the metrics, are the same.
+#[test]
+fn tabular_repeat_changes_times_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_csv(dir.path());
+    let report = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&eval_tabular(args, &csv)).unwrap()
+    };
+    let once = report(&["--detector", "lof,isolation_forest", "--json"]);
+    let thrice = report(&[
+        "--detector",
+        "lof,isolation_forest",
+        "--json",
+        "--repeat",
+        "3",
+    ]);
+    for i in 0..2 {
+        let (a, b) = (&once["results"][i], &thrice["results"][i]);
+        assert_eq!(a["detector"], b["detector"]);
+        assert_eq!(a["roc_auc"], b["roc_auc"], "{a} vs {b}");
+        assert_eq!(a["average_precision"], b["average_precision"]);
+        assert!(b["fit_secs"].as_f64().unwrap() >= 0.0, "{b}");
+    }
+    let out = oddity()
+        .args(["eval", "tabular", "--repeat", "0", "--data"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--repeat"), "{stderr}");
+}
+
 /// `oddity eval … | head -c 10`: the reader goes away before the report is written; that is
 /// not an error (no panic, exit status 0).
 #[test]
