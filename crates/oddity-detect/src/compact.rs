@@ -58,7 +58,8 @@
 //! (400 points alternating `±f64::MAX` leave 370 NaN in the streaming detector's residual
 //! history), and those now survive a checkpoint. Scalar state fields that can overflow (EWM
 //! moments, window sums, CUSUM sums) and the model fields derived from such sums (z-score
-//! means and scales, the One-Class SVM's kernel width and coefficients) go through
+//! means and scales, the One-Class SVM's kernel width and coefficients, the half-space trees'
+//! feature widths) go through
 //! [`f64_exact`] and its `Vec`, array and `Option` forms: a plain JSON number when finite,
 //! `"inf"`, `"-inf"` or `"nan:<16 hex digits>"` when not.
 //!

@@ -67,9 +67,9 @@
 //! `pendigits` (6 870 × 16) 9.8 ms, `thyroid` (3 772 × 6) 3.8 ms, `cardio` (1 831 × 21)
 //! 2.4 ms, `breastw` (683 × 9) 0.58 ms (37.7, 24.7, 8.3, 4.7 and 0.88 ms with the
 //! GEMM-and-scan search this one replaced). Of `cardio`'s 2.4 ms, ~0.42 run on one thread (the
-//! axes, rotation, locality order and panels, and LOF's factors); of the search's time on two
-//! threads, the per-query selection of the seed bound takes ~11 %, heap updates ~9 %, the
-//! screen's multiply-adds ~12 %, exact distances ~5 % (perf samples).
+//! axes, rotation, locality order and panels, and LOF's factors); of all CPU samples of
+//! repeated `cardio` fits (perf), the per-query selection of the seed bound takes ~11 %, heap
+//! updates ~9 %, the screen's multiply-adds ~12 %, exact distances ~5 %.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};

@@ -236,10 +236,10 @@ pub struct HalfSpaceTreesModel {
     size_limit: f64,
     seed: u64,
     /// Per feature: the value mapped to 0 and the width mapped to 1 (a width can overflow to
-    /// +∞ on values near ±f64::MAX: the compact form keeps it, a JSON number would not).
-    #[serde(with = "crate::compact::f64s")]
+    /// +∞ on values near ±f64::MAX, which a plain JSON number cannot hold).
+    #[serde(with = "crate::compact::f64_exact_vec")]
     offset: Vec<f64>,
-    #[serde(with = "crate::compact::f64s")]
+    #[serde(with = "crate::compact::f64_exact_vec")]
     width: Vec<f64>,
     /// Per tree, per feature: the workspace `[lo, hi]`, flattened as `lo₀, hi₀, lo₁, …`.
     #[serde(with = "crate::compact::f64_rows")]
